@@ -1,0 +1,148 @@
+/**
+ * Shared test helpers: closeness checks, fast-check configuration with a
+ * replayable seed, and GPU detection.
+ *
+ * Replay a failing property with `FC_SEED=<seed> deno task test`; raise the
+ * number of runs with `FC_RUNS_SCALE=10`.
+ *
+ * @module
+ */
+import fc from "fast-check";
+
+/** Seed used by every property in this run (printed when a property fails). */
+export const FC_SEED: number = Deno.env.get("FC_SEED") !== undefined
+  ? Number(Deno.env.get("FC_SEED"))
+  : 20261123;
+
+const SCALE = Number(Deno.env.get("FC_RUNS_SCALE") ?? "1");
+
+/**
+ * fast-check parameters with the run's fixed seed.
+ *
+ * @param numRuns runs at scale 1
+ * @returns parameters for `fc.assert`
+ */
+export function fcParams(numRuns: number): fc.Parameters<unknown> {
+  return { seed: FC_SEED, numRuns: Math.max(1, Math.round(numRuns * SCALE)) };
+}
+
+/** Tolerances for {@link assertClose}: |a − e| ≤ atol + rtol·|e|. */
+export interface Tol {
+  /** absolute tolerance */
+  atol?: number;
+  /** relative tolerance */
+  rtol?: number;
+}
+
+/**
+ * Asserts two numeric arrays are elementwise close (NaN only equals NaN,
+ * infinities must match exactly).
+ *
+ * @param actual computed values
+ * @param expected reference values
+ * @param tol tolerances
+ * @param what a label for the failure message
+ */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tol = {},
+  what = "values",
+): void {
+  const atol = tol.atol ?? 1e-6, rtol = tol.rtol ?? 1e-5;
+  if (actual.length !== expected.length) {
+    throw new Error(`${what}: length ${actual.length} != expected ${expected.length}`);
+  }
+  let worst = -1, worstErr = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i]!, e = expected[i]!;
+    if (Number.isNaN(e) || Number.isNaN(a)) {
+      if (Number.isNaN(e) !== Number.isNaN(a)) {
+        throw new Error(`${what}[${i}]: got ${a}, expected ${e}`);
+      }
+      continue;
+    }
+    if (!Number.isFinite(e) || !Number.isFinite(a)) {
+      if (a !== e) throw new Error(`${what}[${i}]: got ${a}, expected ${e}`);
+      continue;
+    }
+    const err = Math.abs(a - e) - (atol + rtol * Math.abs(e));
+    if (err > worstErr) {
+      worstErr = err;
+      worst = i;
+    }
+  }
+  if (worst >= 0) {
+    throw new Error(
+      `${what}[${worst}]: got ${actual[worst]}, expected ${expected[worst]} ` +
+        `(|diff| ${Math.abs(actual[worst]! - expected[worst]!)} > atol ${atol} + rtol ${rtol}·|e|)`,
+    );
+  }
+}
+
+/**
+ * The largest |a − e| over two arrays.
+ *
+ * @param a computed values
+ * @param e reference values
+ * @returns the max absolute difference
+ */
+export function maxAbsDiff(a: ArrayLike<number>, e: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - e[i]!));
+  return m;
+}
+
+/**
+ * A seeded PRNG (mulberry32) for deterministic test data outside properties.
+ *
+ * @param seed a 32-bit seed
+ * @returns a function giving uniform numbers in [0, 1)
+ */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Standard-normal samples from a seeded PRNG (Box–Muller).
+ *
+ * @param n how many
+ * @param seed the seed
+ * @param scale standard deviation (default 1)
+ * @returns the samples
+ */
+export function randn(n: number, seed: number, scale = 1): Float64Array {
+  const r = rng(seed);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(r(), 1e-12), v = r();
+    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+  return out;
+}
+
+let adapterProbe: Promise<boolean> | undefined;
+
+/**
+ * Whether a WebGPU adapter exists here (GPU tests are skipped without one).
+ *
+ * @returns true when `navigator.gpu.requestAdapter()` gives an adapter
+ */
+export function hasGpu(): Promise<boolean> {
+  adapterProbe ??= (async () => {
+    if (Deno.env.get("NORMIX_NO_GPU")) return false;
+    try {
+      return (await navigator.gpu?.requestAdapter()) != null;
+    } catch {
+      return false;
+    }
+  })();
+  return adapterProbe;
+}
