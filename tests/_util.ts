@@ -7,7 +7,7 @@
  *
  * @module
  */
-import fc from "fast-check";
+import type fc from "fast-check";
 
 /** Seed used by every property in this run (printed when a property fails). */
 export const FC_SEED: number = Deno.env.get("FC_SEED") !== undefined

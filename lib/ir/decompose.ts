@@ -99,7 +99,6 @@ export function decompose(roots: readonly Expr[]): Expr[] {
   const run = (e: Expr): Expr => {
     const hit = memo.get(e);
     if (hit) return hit;
-    let out: Expr;
     for (const n of toposort([e])) {
       if (memo.has(n)) continue;
       const src = n.src.map((s) => memo.get(s)!);
@@ -111,8 +110,7 @@ export function decompose(roots: readonly Expr[]): Expr[] {
         memo.set(n, n.src.length ? withSrc(n, src) : n);
       }
     }
-    out = memo.get(e)!;
-    return out;
+    return memo.get(e)!;
   };
   return roots.map(run);
 }

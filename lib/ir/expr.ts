@@ -225,8 +225,10 @@ export function isOp<K extends Op>(e: Expr, op: K): e is ExprOf<K> {
   return e.op === op;
 }
 
-type Aval = { readonly dtype: DType; readonly shape: Shape };
-type Rule<K extends Op> = (src: readonly Expr[], arg: OpArgs[K]) => Aval;
+/** An abstract value: what shape/dtype inference computes for a node. */
+export type Aval = { readonly dtype: DType; readonly shape: Shape };
+/** A shape/dtype inference rule for op `K`. */
+export type Rule<K extends Op> = (src: readonly Expr[], arg: OpArgs[K]) => Aval;
 
 function shapes(src: readonly Expr[]): string {
   return src.map((s) => `${s.dtype}${fmtShape(s.shape)}`).join(" and ");
