@@ -146,3 +146,44 @@ export function hasGpu(): Promise<boolean> {
   })();
   return adapterProbe;
 }
+
+/**
+ * A fast-check arbitrary for small shapes (rank and sizes bounded).
+ *
+ * @param maxRank largest rank (default 4)
+ * @param maxDim largest size of an axis (default 4)
+ * @param minDim smallest size of an axis (default 1; pass 0 to include empty axes)
+ * @returns shapes as plain arrays
+ */
+export function arbShape(maxRank = 4, maxDim = 4, minDim = 1): fc.Arbitrary<number[]> {
+  return fc.array(fc.integer({ min: minDim, max: maxDim }), { minLength: 0, maxLength: maxRank });
+}
+
+/**
+ * The row-major multi-index of flat element `i` of a shape (for hand-written index math).
+ *
+ * @param i a flat index
+ * @param shape the shape
+ * @returns the multi-index
+ */
+export function unravel(i: number, shape: readonly number[]): number[] {
+  const idx = new Array<number>(shape.length).fill(0);
+  for (let a = shape.length - 1; a >= 0; a--) {
+    idx[a] = i % shape[a]!;
+    i = Math.floor(i / shape[a]!);
+  }
+  return idx;
+}
+
+/**
+ * The flat row-major index of a multi-index (inverse of {@link unravel}).
+ *
+ * @param idx a multi-index
+ * @param shape the shape
+ * @returns the flat index
+ */
+export function ravel(idx: readonly number[], shape: readonly number[]): number {
+  let o = 0;
+  for (let a = 0; a < shape.length; a++) o = o * shape[a]! + idx[a]!;
+  return o;
+}
