@@ -111,7 +111,15 @@ export function broadcastShapes(a: Shape, b: Shape): Shape | undefined {
  * @throws {RangeError} when the axis is out of range
  */
 export function normAxis(axis: number, rank: number, what: string): number {
-  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
+  if (!Number.isInteger(axis)) {
+    throw new RangeError(`${what}: axis ${axis} is not an integer`);
+  }
+  if (rank === 0) {
+    throw new RangeError(
+      `${what}: axis ${axis} is out of range: a rank-0 (scalar) shape has no axes`,
+    );
+  }
+  if (axis < -rank || axis >= rank) {
     throw new RangeError(
       `${what}: axis ${axis} is out of range for rank ${rank} (valid: ${-rank}..${rank - 1})`,
     );
