@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type fc from "fast-check";
+import fc from "fast-check";
 
 /** Seed used by every property in this run (printed when a property fails). */
 export const FC_SEED: number = Deno.env.get("FC_SEED") !== undefined
@@ -186,4 +186,24 @@ export function ravel(idx: readonly number[], shape: readonly number[]): number 
   let o = 0;
   for (let a = 0; a < shape.length; a++) o = o * shape[a]! + idx[a]!;
   return o;
+}
+
+/**
+ * NumPy's broadcasting rule written from its documentation, independently of
+ * the library's `broadcastShapes`: pad shorter shapes with leading 1s, then
+ * each axis must be equal or 1.
+ *
+ * @param shapes the operand shapes
+ * @returns the broadcast shape, or undefined when they do not broadcast
+ */
+export function npBroadcast(...shapes: (readonly number[])[]): number[] | undefined {
+  const n = Math.max(0, ...shapes.map((s) => s.length));
+  const padded = shapes.map((s) => [...Array<number>(n - s.length).fill(1), ...s]);
+  const out: number[] = [];
+  for (let a = 0; a < n; a++) {
+    const sizes = new Set(padded.map((s) => s[a]!).filter((d) => d !== 1));
+    if (sizes.size > 1) return undefined;
+    out.push(sizes.size === 0 ? 1 : [...sizes][0]!);
+  }
+  return out;
 }
