@@ -39,7 +39,7 @@ export type ArrayLikeData = ArrayData | readonly number[] | number;
  * @param shape the shape (default: 1-D of the data's length)
  * @param dtype the element type (default f32)
  * @returns the array (data copied into a typed array when given as a list)
- * @throws {TypeError} when the length does not match the shape
+ * @throws {TypeError} when the data is not numbers or its length does not match the shape
  */
 export function array<D extends DType = "f32">(
   data: ArrayLikeData,
@@ -54,8 +54,22 @@ export function array<D extends DType = "f32">(
   const n = numel(s);
   let d: ArrayData;
   if (typeof data === "number") d = new Float64Array(n).fill(data);
-  else if (Array.isArray(data)) d = Float64Array.from(data as number[]);
-  else d = data as ArrayData;
+  else if (Array.isArray(data)) {
+    // Float64Array.from would turn nested lists and strings into NaN silently.
+    const bad = (data as unknown[]).findIndex((v) => typeof v !== "number");
+    if (bad >= 0) {
+      throw new TypeError(
+        `Cannot make an array: data[${bad}] is ${typeof (data as unknown[])[bad]}, not a number; ` +
+          `pass flat row-major numbers (e.g. data.flat())`,
+      );
+    }
+    d = Float64Array.from(data as number[]);
+  } else if (ArrayBuffer.isView(data) && !(data instanceof DataView)) d = data as ArrayData;
+  else {
+    throw new TypeError(
+      `Cannot make an array: data must be a number, a number list or a typed array, got ${typeof data}`,
+    );
+  }
   if (d.length !== n) {
     throw new TypeError(
       `Cannot make an array of shape ${fmtShape(s)}: it needs ${n} values, got ${d.length}`,
