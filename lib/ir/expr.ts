@@ -234,13 +234,9 @@ function shapes(src: readonly Expr[]): string {
   return src.map((s) => `${s.dtype}${fmtShape(s.shape)}`).join(" and ");
 }
 
-function fail(op: string, src: readonly Expr[], why: string): never {
-  throw new TypeError(
-    `Cannot ${op} ${src.length ? shapes(src) : ""}: ${why}`.replace(
-      "  ",
-      " ",
-    ),
-  );
+// `Cannot <op> <operands><detail>: <why>`; detail is e.g. " to [4,2]".
+function fail(op: string, src: readonly Expr[], why: string, detail = ""): never {
+  throw new TypeError(`Cannot ${op}${src.length ? ` ${shapes(src)}` : ""}${detail}: ${why}`);
 }
 
 function arity(op: string, src: readonly Expr[], n: number): void {
@@ -284,14 +280,16 @@ function binary(
   };
 }
 
-function reduce(op: string): Rule<"sum" | "rmax"> {
+// `name` is the user-facing name (rmax is nx.max).
+function reduce(name: string): Rule<"sum" | "rmax"> {
   return (src, arg) => {
-    arity(op, src, 1);
+    arity(name, src, 1);
     const x = src[0]!;
-    const axes = normAxes(arg.axes, x.shape.length, `Cannot ${op} ${shapes(src)}`);
-    if (x.dtype === "bool") fail(op, src, "is not defined for bool; cast first");
-    if (op === "rmax" && axes.some((a) => x.shape[a] === 0)) {
-      fail(op, src, "max over an empty axis has no value");
+    const what = `Cannot ${name} ${shapes(src)}`;
+    const axes = normAxes(arg.axes, x.shape.length, what);
+    if (x.dtype === "bool") fail(name, src, "is not defined for bool; cast first");
+    if (name === "max" && axes.some((a) => x.shape[a] === 0)) {
+      fail(name, src, "max over an empty axis has no value");
     }
     return {
       dtype: x.dtype,
@@ -346,7 +344,7 @@ export const RULES: { readonly [K in Op]: Rule<K> } = {
     return { dtype: a.dtype, shape: a.shape };
   },
   sum: reduce("sum"),
-  rmax: reduce("rmax"),
+  rmax: reduce("max"),
   reshape: (src, arg) => {
     arity("reshape", src, 1);
     const x = src[0]!;
@@ -355,7 +353,8 @@ export const RULES: { readonly [K in Op]: Rule<K> } = {
       fail(
         "reshape",
         src,
-        `to ${fmtShape(s)}: ${numel(x.shape)} elements cannot become ${numel(s)}`,
+        `${numel(x.shape)} elements cannot become ${numel(s)}`,
+        ` to ${fmtShape(s)}`,
       );
     }
     return { dtype: x.dtype, shape: s };
@@ -367,7 +366,11 @@ export const RULES: { readonly [K in Op]: Rule<K> } = {
     const ok = p.length === x.shape.length &&
       [...p].sort((a, b) => a - b).every((v, i) => v === i);
     if (!ok) {
-      fail("permute", src, `[${p.join(",")}] is not a permutation of 0..${x.shape.length - 1}`);
+      throw new RangeError(
+        `Cannot permute ${shapes(src)}: [${p.join(",")}] is not a permutation of 0..${
+          x.shape.length - 1
+        }`,
+      );
     }
     return { dtype: x.dtype, shape: p.map((i) => x.shape[i]!) };
   },
@@ -375,12 +378,13 @@ export const RULES: { readonly [K in Op]: Rule<K> } = {
     arity("expand", src, 1);
     const x = src[0]!;
     const s = checkShape(arg.shape as number[], `Cannot expand ${shapes(src)}`);
-    if (s.length !== x.shape.length || x.shape.some((d, i) => d !== 1 && d !== s[i])) {
-      fail(
-        "expand",
-        src,
-        `to ${fmtShape(s)}: only size-1 axes can grow, and ranks must match`,
-      );
+    const to = ` to ${fmtShape(s)}`;
+    if (s.length !== x.shape.length) {
+      fail("expand", src, `ranks differ (${x.shape.length} and ${s.length}); reshape first`, to);
+    }
+    const bad = x.shape.findIndex((d, i) => d !== 1 && d !== s[i]);
+    if (bad >= 0) {
+      fail("expand", src, `axis ${bad} has size ${x.shape[bad]}; only size-1 axes can grow`, to);
     }
     return { dtype: x.dtype, shape: s };
   },
@@ -411,10 +415,18 @@ export const RULES: { readonly [K in Op]: Rule<K> } = {
     const x = src[0]!;
     const r = x.shape.length;
     if (arg.before.length !== r || arg.after.length !== r) {
-      fail("pad", src, `needs ${r} before and after sizes`);
+      fail(
+        "pad",
+        src,
+        `needs ${r} before and after sizes, got ${arg.before.length} and ${arg.after.length}`,
+      );
     }
     if ([...arg.before, ...arg.after].some((v) => !Number.isInteger(v) || v < 0)) {
-      throw new RangeError(`Cannot pad ${shapes(src)}: pad sizes must be non-negative integers`);
+      throw new RangeError(
+        `Cannot pad ${shapes(src)}: pad sizes must be non-negative integers, got before [${
+          arg.before.join(",")
+        }], after [${arg.after.join(",")}]`,
+      );
     }
     return {
       dtype: x.dtype,
@@ -427,7 +439,7 @@ export const RULES: { readonly [K in Op]: Rule<K> } = {
     const ax = normAxis(arg.axis, first.shape.length, `Cannot concat ${shapes(src)}`);
     let total = 0;
     for (const s of src) {
-      if (s.dtype !== first.dtype) fail("concat", src, "dtypes differ");
+      if (s.dtype !== first.dtype) fail("concat", src, "dtypes differ; cast one");
       if (
         s.shape.length !== first.shape.length ||
         s.shape.some((d, i) => i !== ax && d !== first.shape[i])
@@ -470,14 +482,13 @@ export const RULES: { readonly [K in Op]: Rule<K> } = {
     const x = src[0]!;
     if (!isFloat(x.dtype)) fail(`norm (${arg.kind})`, src, "needs a float operand");
     if (x.shape.length < 1) fail(`norm (${arg.kind})`, src, "needs rank >= 1");
-    if (!(arg.eps >= 0)) {
-      throw new RangeError(`Cannot norm (${arg.kind}): eps must be >= 0, got ${arg.eps}`);
-    }
+    const what = `Cannot norm (${arg.kind}) ${shapes(src)}`;
+    if (!(arg.eps >= 0)) throw new RangeError(`${what}: eps must be >= 0, got ${arg.eps}`);
     if (arg.kind === "fake" && !(arg.sigma !== undefined && arg.sigma > 0)) {
-      throw new RangeError(`Cannot norm (fake): sigma must be > 0, got ${arg.sigma}`);
+      throw new RangeError(`${what}: sigma must be > 0, got ${arg.sigma}`);
     }
     if (arg.kind === "crms" && !(arg.dim !== undefined && arg.dim >= 1)) {
-      throw new RangeError(`Cannot norm (crms): dim (the uncompressed width) must be set`);
+      throw new RangeError(`${what}: dim (the uncompressed width) must be set`);
     }
     return { dtype: x.dtype, shape: x.shape };
   },
