@@ -287,6 +287,13 @@ function reduce(name: string): Rule<"sum" | "rmax"> {
     const x = src[0]!;
     const what = `Cannot ${name} ${shapes(src)}`;
     const axes = normAxes(arg.axes, x.shape.length, what);
+    // The interpreter and interning read arg.axes as given, so it must be canonical.
+    if (axes.some((a, i) => a !== arg.axes[i])) {
+      throw new RangeError(
+        `${what}: primitive axes must be sorted and non-negative, got [${arg.axes.join(",")}] ` +
+          `(nx.${name} normalises them)`,
+      );
+    }
     if (x.dtype === "bool") fail(name, src, "is not defined for bool; cast first");
     if (name === "max" && axes.some((a) => x.shape[a] === 0)) {
       fail(name, src, "max over an empty axis has no value");
@@ -437,6 +444,12 @@ export const RULES: { readonly [K in Op]: Rule<K> } = {
     if (src.length < 1) fail("concat", src, "needs at least one operand");
     const first = src[0]!;
     const ax = normAxis(arg.axis, first.shape.length, `Cannot concat ${shapes(src)}`);
+    if (ax !== arg.axis) {
+      throw new RangeError(
+        `Cannot concat ${shapes(src)}: the primitive axis must be non-negative, got ${arg.axis} ` +
+          `(nx.concat normalises it)`,
+      );
+    }
     let total = 0;
     for (const s of src) {
       if (s.dtype !== first.dtype) fail("concat", src, "dtypes differ; cast one");
@@ -626,7 +639,15 @@ export function mkLeaf<K extends LeafOp, D extends DType>(
   if (!isDType(dtype)) throw new TypeError(`Cannot make ${op}: unknown dtype "${dtype}"`);
   const s = checkShape(shape, `Cannot make ${op}`);
   if (op === "iota") {
-    normAxis((arg as OpArgs["iota"]).axis, s.length, `Cannot make iota ${fmtShape(s)}`);
+    const axis = (arg as OpArgs["iota"]).axis;
+    if (normAxis(axis, s.length, `Cannot make iota ${fmtShape(s)}`) !== axis) {
+      // The interpreter reads the axis as given, so it must be canonical.
+      throw new RangeError(
+        `Cannot make iota ${
+          fmtShape(s)
+        }: the primitive axis must be non-negative, got ${axis} (nx.iota normalises it)`,
+      );
+    }
     if (!isInt(dtype) && !isFloat(dtype)) {
       throw new TypeError(`Cannot make iota: dtype must be numeric, got ${dtype}`);
     }
