@@ -11,13 +11,13 @@ import { interpret } from "../lib/interpret.ts";
 import {
   assertValidGraph,
   match,
-  newTrace,
+  newRewriteTrace,
   pat,
   rewrite,
+  rewritePasses,
   rule,
   ruleSet,
-  runPasses,
-  simplify,
+  simplifyRules,
   verifyGraph,
 } from "../lib/rewrite/mod.ts";
 import { assertClose, fcParams, randn } from "./_util.ts";
@@ -57,13 +57,13 @@ Deno.test("rewrite() reaches a fixed point on nested reshapes", () => {
   const x = nx.input("x", [2, 3, 4]);
   let e: nx.Expr = x;
   for (const s of [[6, 4], [24], [4, 6], [2, 12], [2, 3, 4]]) e = nx.reshape(e, s);
-  const trace = newTrace();
-  const [out] = rewrite([nx.mul(e, 1)], simplify, { verify: true, trace });
+  const trace = newRewriteTrace();
+  const [out] = rewrite([nx.mul(e, 1)], simplifyRules, { verify: true, trace });
   assert.equal(out, x);
   assert.ok(trace.fired.get("reshape∘reshape")! >= 1);
   // a fixed point: rewriting again changes nothing and fires nothing
-  const t2 = newTrace();
-  assert.equal(rewrite([out!], simplify, { trace: t2 })[0], out);
+  const t2 = newRewriteTrace();
+  assert.equal(rewrite([out!], simplifyRules, { trace: t2 })[0], out);
   assert.equal(t2.steps, 0);
 });
 
@@ -73,7 +73,7 @@ Deno.test("rewrite() rewrites a rule's output to a fixed point too", () => {
   const r = ruleSet(
     "expose",
     rule("abs→neg(neg)", pat.op("abs", { src: [pat.any("x")] }), (b) => nx.neg(nx.neg(b.x!))),
-    simplify,
+    simplifyRules,
   );
   assert.equal(rewrite([nx.abs(x)], r)[0], x);
 });
@@ -83,7 +83,7 @@ Deno.test("rewrite() reports the rule that loops (cycle and growth)", () => {
   const cycle = ruleSet(
     "cycle",
     rule("wrap", pat.op("exp", { src: [pat.any("x")] }), (b) => nx.exp(nx.mul(b.x as F, 1))),
-    simplify,
+    simplifyRules,
   );
   assert.throws(() => rewrite([nx.exp(x)], cycle), /rule "wrap" loops/);
   const grow = ruleSet(
@@ -114,11 +114,11 @@ Deno.test("ruleSet() composes in priority order and indexes by op", () => {
   const no = rule("no", pat.op("exp"), () => undefined);
   assert.equal(rewrite([nx.exp(x)], ruleSet("na", no, a))[0], nx.sin(x));
   assert.deepEqual(ruleSet("ab", a, b).candidates("add"), []);
-  // runPasses applies sets in order
-  assert.equal(runPasses([nx.exp(x)], [ruleSet("a", a), ruleSet("b", b)])[0], nx.sin(x));
+  // rewritePasses applies sets in order
+  assert.equal(rewritePasses([nx.exp(x)], [ruleSet("a", a), ruleSet("b", b)])[0], nx.sin(x));
 });
 
-Deno.test("rewrite() with simplify preserves values on random graphs", () => {
+Deno.test("rewrite() with simplifyRules preserves values on random graphs", () => {
   const x = nx.input("x", [2, 3]);
   // random chains of value-preserving and value-changing ops
   const step = fc.constantFrom(
@@ -136,11 +136,11 @@ Deno.test("rewrite() with simplify preserves values on random graphs", () => {
   fc.assert(
     fc.property(fc.array(step, { minLength: 1, maxLength: 8 }), (steps) => {
       const e = steps.reduce((acc: nx.Expr, f) => f(acc), x);
-      const [s] = rewrite([e], simplify, { verify: true });
+      const [s] = rewrite([e], simplifyRules, { verify: true });
       const [a, b] = interpret([e, s!], { x: xv });
       assertClose(b!.data, a!.data, { atol: 0, rtol: 0 });
       // idempotent
-      assert.equal(rewrite([s!], simplify)[0], s);
+      assert.equal(rewrite([s!], simplifyRules)[0], s);
     }),
     fcParams(60),
   );

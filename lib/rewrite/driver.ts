@@ -17,7 +17,7 @@
 
 import { type Expr, toposort, withSrc } from "../ir/expr.ts";
 import { fmtShape, shapeEq } from "../ir/shape.ts";
-import { applyOnce, type Rule, type RuleSet } from "./rules.ts";
+import { applyRuleOnce, type RewriteRule, type RuleSet } from "./rules.ts";
 import { assertValidGraph, type VerifyOptions } from "./verify.ts";
 
 /** Counts of what a rewrite did (pass one in {@link RewriteOptions.trace}). */
@@ -30,7 +30,7 @@ export interface RewriteTrace {
 
 /** Options for {@link rewrite}. */
 export interface RewriteOptions {
-  /** Rule applications allowed before the driver reports a loop (default 100 000). */
+  /** RewriteRule applications allowed before the driver reports a loop (default 100 000). */
   maxSteps?: number;
   /** Verify the result (shapes, holes, names); `true` or verifier options. */
   verify?: boolean | VerifyOptions;
@@ -43,7 +43,7 @@ export interface RewriteOptions {
  *
  * @returns a trace with no steps
  */
-export function newTrace(): RewriteTrace {
+export function newRewriteTrace(): RewriteTrace {
   return { fired: new Map(), steps: 0 };
 }
 
@@ -61,7 +61,7 @@ export function newTrace(): RewriteTrace {
  * ```ts
  * import { rewrite, rule, ruleSet, pat } from "./mod.ts";
  * const mulOne = rule("x*1", pat.op("mul", { src: [pat.any("x"), pat.constant(1)] }), (b) => b.x);
- * // rewrite([e], ruleSet("simplify", mulOne))
+ * // rewrite([e], ruleSet("simplifyRules", mulOne))
  * ```
  */
 export function rewrite(
@@ -70,12 +70,12 @@ export function rewrite(
   opts: RewriteOptions = {},
 ): Expr[] {
   const maxSteps = opts.maxSteps ?? 100_000;
-  const trace = opts.trace ?? newTrace();
+  const trace = opts.trace ?? newRewriteTrace();
   const memo = new Map<Expr, Expr>();
   // Nodes being rewritten right now, with the rule whose output holds them.
-  const active = new Map<Expr, Rule | undefined>();
+  const active = new Map<Expr, RewriteRule | undefined>();
 
-  const loop = (by: Rule | undefined, e: Expr): never => {
+  const loop = (by: RewriteRule | undefined, e: Expr): never => {
     const who = by ? `rule "${by.name}"` : "a rule";
     throw new RangeError(
       `Cannot rewrite with "${rules.name}": ${who} loops (its output contains ${e.op} ${e.dtype}${
@@ -84,7 +84,7 @@ export function rewrite(
     );
   };
 
-  const rw = (e: Expr, by: Rule | undefined): Expr => {
+  const rw = (e: Expr, by: RewriteRule | undefined): Expr => {
     const hit = memo.get(e);
     if (hit) return hit;
     if (active.has(e)) loop(by, e);
@@ -102,7 +102,7 @@ export function rewrite(
         active.set(cur, by);
       }
       let res = cur;
-      const hitRule = applyOnce(rules, cur);
+      const hitRule = applyRuleOnce(rules, cur);
       if (hitRule) {
         const { out, rule } = hitRule;
         if (!shapeEq(out.shape, cur.shape) || out.dtype !== cur.dtype) {
@@ -149,7 +149,7 @@ export function rewrite(
  * @param opts options for every pass (verification runs after each pass)
  * @returns the rewritten roots
  */
-export function runPasses(
+export function rewritePasses(
   roots: readonly Expr[],
   passes: readonly RuleSet[],
   opts: RewriteOptions = {},

@@ -36,11 +36,11 @@ export interface Pat {
   // deno-lint-ignore no-explicit-any
   readonly arg?: (arg: any, e: Expr) => boolean;
   /** A predicate on the node and the bindings made so far. */
-  readonly where?: (e: Expr, b: Readonly<Bindings>) => boolean;
+  readonly where?: (e: Expr, b: Readonly<PatBindings>) => boolean;
 }
 
 /** Names bound by a successful match. */
-export type Bindings = Record<string, Expr>;
+export type PatBindings = Record<string, Expr>;
 
 /** Options of {@link pat.op}, with the argument predicate typed by op. */
 export interface OpPatOptions<K extends Op> {
@@ -55,7 +55,7 @@ export interface OpPatOptions<K extends Op> {
   /** A predicate on the typed argument. */
   arg?: (arg: OpArgs[K], e: Expr) => boolean;
   /** A predicate on the node and the bindings so far. */
-  where?: (e: Expr, b: Readonly<Bindings>) => boolean;
+  where?: (e: Expr, b: Readonly<PatBindings>) => boolean;
 }
 
 function freezePat(p: Pat): Pat {
@@ -154,7 +154,7 @@ function dtypeOk(p: Pat, e: Expr): boolean {
   return typeof p.dtype === "string" ? p.dtype === e.dtype : p.dtype.includes(e.dtype);
 }
 
-function go(p: Pat, e: Expr, b: Bindings): Bindings | undefined {
+function go(p: Pat, e: Expr, b: PatBindings): PatBindings | undefined {
   if (!opOk(p, e) || !dtypeOk(p, e)) return undefined;
   if (p.arg && !p.arg(e.arg, e)) return undefined;
   let out = b;
@@ -177,8 +177,8 @@ function go(p: Pat, e: Expr, b: Bindings): Bindings | undefined {
   return out;
 }
 
-function srcs(ps: readonly Pat[], es: readonly Expr[], b: Bindings): Bindings | undefined {
-  let out: Bindings | undefined = b;
+function srcs(ps: readonly Pat[], es: readonly Expr[], b: PatBindings): PatBindings | undefined {
+  let out: PatBindings | undefined = b;
   for (let i = 0; i < ps.length && out; i++) out = go(ps[i]!, es[i]!, out);
   return out;
 }
@@ -191,7 +191,11 @@ function srcs(ps: readonly Pat[], es: readonly Expr[], b: Bindings): Bindings | 
  * @param bindings names already bound (a repeated name must be the same node)
  * @returns the bindings on success, or undefined
  */
-export function match(p: Pat, e: Expr, bindings: Readonly<Bindings> = {}): Bindings | undefined {
+export function match(
+  p: Pat,
+  e: Expr,
+  bindings: Readonly<PatBindings> = {},
+): PatBindings | undefined {
   return go(p, e, { ...bindings });
 }
 

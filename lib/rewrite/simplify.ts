@@ -14,7 +14,7 @@ import { rule, type RuleSet, ruleSet } from "./rules.ts";
 const x = pat.any("x");
 
 /** Algebraic identities: `x+0`, `x·1`, `--x`, and collapsing movement chains. */
-export const simplify: RuleSet = ruleSet(
+export const simplifyRules: RuleSet = ruleSet(
   "simplify",
   // x + 0 = x (also 0 + x)
   rule("x+0", pat.op("add", { src: [x, pat.constant(0)], commute: true }), (b) => b.x),

@@ -12,32 +12,32 @@
 
 import { type Expr, leavesOf, type Op, OP_KIND, type OpArgs, RULES, toposort } from "../ir/expr.ts";
 import { fmtShape, shapeEq } from "../ir/shape.ts";
-import { type Bindings, match, type Pat, pat } from "./pattern.ts";
+import { match, type Pat, pat, type PatBindings } from "./pattern.ts";
 
 /** An invariant: when the pattern matches, `check` returns a problem or undefined. */
-export interface Invariant {
+export interface GraphInvariant {
   /** A name for reports. */
   readonly name: string;
   /** Which nodes it concerns. */
   readonly pattern: Pat;
   /** The problem with a matched node, or undefined when it is fine. */
-  readonly check: (b: Bindings, e: Expr) => string | undefined;
+  readonly check: (b: PatBindings, e: Expr) => string | undefined;
 }
 
 /** Options for {@link verifyGraph}. */
 export interface VerifyOptions {
   /** Extra invariants (after the default ones). */
-  invariants?: readonly Invariant[];
+  invariants?: readonly GraphInvariant[];
   /** Ops that must not occur (e.g. `["residual"]` after placement). */
   forbid?: readonly Op[];
 }
 
 /** The invariants every graph must satisfy. */
-export const DEFAULT_INVARIANTS: readonly Invariant[] = Object.freeze([
+export const DEFAULT_INVARIANTS: readonly GraphInvariant[] = Object.freeze([
   {
     name: "finite norm constants",
     pattern: pat.op("norm"),
-    check: (_b: Bindings, e: Expr) => {
+    check: (_b: PatBindings, e: Expr) => {
       const a = e.arg as OpArgs["norm"];
       return Number.isFinite(a.eps) && (a.sigma === undefined || Number.isFinite(a.sigma))
         ? undefined
@@ -47,7 +47,7 @@ export const DEFAULT_INVARIANTS: readonly Invariant[] = Object.freeze([
   {
     name: "finite attention scale",
     pattern: pat.op("attention"),
-    check: (_b: Bindings, e: Expr) =>
+    check: (_b: PatBindings, e: Expr) =>
       Number.isFinite((e.arg as OpArgs["attention"]).scale)
         ? undefined
         : "attention has a non-finite scale",
