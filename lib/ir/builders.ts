@@ -148,9 +148,17 @@ export function broadcastTo<D extends DType>(x: Expr<D>, shape: readonly number[
   if (shapeEq(x.shape, shape)) return x;
   const b = broadcastShapes(x.shape, shape);
   if (!b || !shapeEq(b, shape)) {
+    const what = `Cannot broadcast ${x.dtype}${fmtShape(x.shape)} to ${fmtShape(shape)}`;
+    const off = shape.length - x.shape.length;
+    if (off < 0) {
+      throw new TypeError(
+        `${what}: the target has lower rank (${x.shape.length} > ${shape.length})`,
+      );
+    }
+    const a = x.shape.findIndex((d, i) => d !== 1 && d !== shape[i + off]);
     throw new TypeError(
-      `Cannot broadcast ${x.dtype}${fmtShape(x.shape)} to ${fmtShape(shape)}: ` +
-        `sizes must match or be 1, aligned from the right`,
+      `${what}: axis ${a} has size ${x.shape[a]}, not 1 or ${shape[a + off]} ` +
+        `(sizes must match or be 1, aligned from the right)`,
     );
   }
   let y: Expr = x;
@@ -161,6 +169,16 @@ export function broadcastTo<D extends DType>(x: Expr<D>, shape: readonly number[
   }
   if (!shapeEq(y.shape, shape)) y = mk("expand", [y], { shape: [...shape] });
   return y as Expr<D>;
+}
+
+// Names the first axis (from the right) on which shapes do not broadcast.
+function badAxis(shapes: readonly Shape[]): string {
+  const n = Math.max(...shapes.map((s) => s.length));
+  for (let i = 1; i <= n; i++) {
+    const sizes = [...new Set(shapes.map((s) => s[s.length - i] ?? 1).filter((d) => d !== 1))];
+    if (sizes.length > 1) return `axis -${i}: ${sizes.join(" vs ")}`;
+  }
+  return "";
 }
 
 function lift(v: Operand, dtype: DType, shape: Shape): Expr {
@@ -191,19 +209,10 @@ function binop(
   const shape = ea && eb ? broadcastShapes(ea.shape, eb.shape) : (ea ?? eb)!.shape;
   if (!shape) {
     const ra = ea!.shape, rb = eb!.shape;
-    const n = Math.max(ra.length, rb.length);
-    let bad = "";
-    for (let i = 1; i <= n; i++) {
-      const da = ra[ra.length - i] ?? 1, db = rb[rb.length - i] ?? 1;
-      if (da !== db && da !== 1 && db !== 1) {
-        bad = `axis -${i}: ${da} vs ${db}`;
-        break;
-      }
-    }
     throw new TypeError(
       `Cannot ${name} ${ea!.dtype}${fmtShape(ra)} and ${eb!.dtype}${
         fmtShape(rb)
-      }: shapes do not broadcast (${bad}); ` +
+      }: shapes do not broadcast (${badAxis([ra, rb])}); ` +
         `reshape one so each axis is equal or 1`,
     );
   }
@@ -384,10 +393,11 @@ export function where<A extends Operand, B extends Operand>(
   let shape: Shape | undefined = cond.shape;
   for (const e of [ea, eb]) if (e && shape) shape = broadcastShapes(shape, e.shape);
   if (!shape) {
+    const es = [cond, ea, eb].filter((e): e is Expr => e !== undefined);
     throw new TypeError(
-      `Cannot where ${
-        [cond, ea, eb].filter(Boolean).map((e) => `${e!.dtype}${fmtShape(e!.shape)}`).join(", ")
-      }: shapes do not broadcast`,
+      `Cannot where ${es.map((e) => `${e.dtype}${fmtShape(e.shape)}`).join(", ")}: ` +
+        `shapes do not broadcast (${badAxis(es.map((e) => e.shape))}); ` +
+        `reshape one so each axis is equal or 1`,
     );
   }
   return mk("where", [
