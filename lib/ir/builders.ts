@@ -85,7 +85,33 @@ export function full<D extends DType = "f32">(
   if (typeof value !== "number") {
     throw new TypeError(`Cannot make a constant from ${typeof value}; pass a number`);
   }
+  const range = unrepresentable(dtype, value);
+  if (range) {
+    throw new RangeError(
+      `Cannot make ${/^[if]/.test(dtype) ? "an" : "a"} ${dtype} constant of ${value}: ` +
+        `it is not representable as ${dtype} (${range})`,
+    );
+  }
   return mkLeaf("const", dtype, shape, { value });
+}
+
+// Integer and bool constants would otherwise truncate or wrap silently
+// (e.g. `add(i32, 0.5)` adding 0). Returns the dtype's range when `v` is outside it.
+function unrepresentable(d: DType, v: number): string | undefined {
+  switch (d) {
+    case "i32":
+      return Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31
+        ? undefined
+        : "integers in [-2147483648, 2147483647]";
+    case "u32":
+      return Number.isInteger(v) && v >= 0 && v < 2 ** 32
+        ? undefined
+        : "integers in [0, 4294967295]";
+    case "bool":
+      return v === 0 || v === 1 ? undefined : "0 or 1";
+    default:
+      return undefined;
+  }
 }
 
 /**
@@ -185,6 +211,22 @@ function lift(v: Operand, dtype: DType, shape: Shape): Expr {
   return typeof v === "number" ? full(shape, v, dtype) : v;
 }
 
+// A weak number must fit the dtype it adopts.
+function checkWeak(op: string, operands: readonly unknown[], sep: string, dtype: DType): void {
+  for (const v of operands) {
+    if (typeof v !== "number") continue;
+    const range = unrepresentable(dtype, v);
+    if (!range) continue;
+    const list = operands.map((o) =>
+      typeof o === "number" ? String(o) : `${(o as Expr).dtype}${fmtShape((o as Expr).shape)}`
+    ).join(sep);
+    throw new RangeError(
+      `Cannot ${op} ${list}: ${v} is not representable as ${dtype} (${range}); ` +
+        `cast the expression first, e.g. nx.cast(x, "f32")`,
+    );
+  }
+}
+
 function checkOperand(op: string, v: unknown): void {
   if (typeof v === "number") return;
   if (!v || typeof v !== "object" || typeof (v as Expr).id !== "number") {
@@ -216,6 +258,7 @@ function binop(
         `reshape one so each axis is equal or 1`,
     );
   }
+  checkWeak(name, [a, b], " and ", dtype);
   const x = broadcastTo(castTo(lift(a, dtype, shape), dtype), shape);
   const y = broadcastTo(castTo(lift(b, dtype, shape), dtype), shape);
   return mk(op, [x, y], null);
@@ -400,6 +443,7 @@ export function where<A extends Operand, B extends Operand>(
         `reshape one so each axis is equal or 1`,
     );
   }
+  checkWeak("where", [cond, a, b], ", ", dtype);
   return mk("where", [
     broadcastTo(cond, shape),
     broadcastTo(castTo(lift(a, dtype, shape), dtype), shape),
@@ -633,6 +677,14 @@ export function mean<D extends FloatDType>(
   axes?: number | readonly number[],
   opts: ReduceOptions = {},
 ): Expr<D> {
+  checkOperand("mean", x);
+  if (!isFloat(x.dtype)) {
+    throw new TypeError(
+      `Cannot mean ${x.dtype}${
+        fmtShape(x.shape)
+      }: needs a float operand; cast it first (nx.cast(x, "f32"))`,
+    );
+  }
   const s = sum(x, axes, opts);
   const n = numel(x.shape) / Math.max(1, numel(s.shape));
   return mul(s, 1 / n) as Expr<D>;
