@@ -760,9 +760,14 @@ export function reshape<D extends DType>(x: Expr<D>, shape: readonly number[]): 
  */
 export function permute<D extends DType>(x: Expr<D>, perm: readonly number[]): Expr<D> {
   checkOperand("permute", x);
-  const p = perm.map((a) =>
-    normAxis(a, x.shape.length, `Cannot permute ${x.dtype}${fmtShape(x.shape)}`)
-  );
+  const what = `Cannot permute ${x.dtype}${fmtShape(x.shape)}`;
+  if (perm.length !== x.shape.length) {
+    throw new RangeError(
+      `${what} by [${perm.join(",")}]: needs ${x.shape.length} axes, got ${perm.length}`,
+    );
+  }
+  normAxes(perm, x.shape.length, what); // range and repeats, in the user's terms
+  const p = perm.map((a) => normAxis(a, x.shape.length, what));
   if (p.every((v, i) => v === i) && p.length === x.shape.length) return x;
   return mk("permute", [x], { perm: p }) as Expr<D>;
 }
@@ -834,12 +839,12 @@ export function pad<D extends DType>(
 export function concat<D extends DType>(xs: readonly Expr<D>[], axis: number): Expr<D> {
   if (xs.length === 0) throw new TypeError("Cannot concat nothing: pass at least one expression");
   xs.forEach((x) => checkOperand("concat", x));
-  if (xs.length === 1) return xs[0]!;
   const a = normAxis(
     axis,
     xs[0]!.shape.length,
     `Cannot concat ${xs.map((x) => `${x.dtype}${fmtShape(x.shape)}`).join(", ")}`,
   );
+  if (xs.length === 1) return xs[0]!;
   return mk("concat", xs, { axis: a }) as Expr<D>;
 }
 
