@@ -71,7 +71,8 @@ const UNARY: Readonly<Record<string, (x: number) => number>> = {
 const BINARY: Readonly<Record<string, (a: number, b: number, int: boolean) => number>> = {
   add: (a, b) => a + b,
   sub: (a, b) => a - b,
-  mul: (a, b, int) => (int ? Number(BigInt.asIntN(64, BigInt(a) * BigInt(b))) : a * b),
+  // Math.imul gives the exact low 32 bits; a float64 product of two i32/u32 loses them past 2^53.
+  mul: (a, b, int) => (int ? Math.imul(a, b) : a * b),
   div: (a, b, int) => (int ? (b === 0 ? 0 : Math.trunc(a / b)) : a / b),
   max: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
   min: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
