@@ -73,7 +73,8 @@ const BINARY: Readonly<Record<string, (a: number, b: number, int: boolean) => nu
   sub: (a, b) => a - b,
   // Math.imul gives the exact low 32 bits; a float64 product of two i32/u32 loses them past 2^53.
   mul: (a, b, int) => (int ? Math.imul(a, b) : a * b),
-  div: (a, b, int) => (int ? (b === 0 ? 0 : Math.trunc(a / b)) : a / b),
+  // WGSL: integer x / 0 is x (MIN / -1 is MIN, which the i32 wrap gives).
+  div: (a, b, int) => (int ? (b === 0 ? a : Math.trunc(a / b)) : a / b),
   max: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
   min: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
   lt: (a, b) => (a < b ? 1 : 0),
