@@ -4,7 +4,8 @@
  *
  * Float values are computed in float64 without rounding to the node's
  * dtype (so the reference is the exact math, to float64 precision).
- * Integer and bool values wrap and truncate as their dtype would. Composite
+ * Integer and bool values wrap and truncate as their dtype would; casts
+ * follow WGSL's conversions (float to integer saturates). Composite
  * ops are evaluated through their decompositions (`lib/ir/decompose.ts`).
  *
  * @module
@@ -53,6 +54,24 @@ function gatherStrided(
     }
   }
   return res;
+}
+
+const INT_RANGE: Readonly<Record<"i32" | "u32", readonly [number, number]>> = {
+  i32: [-(2 ** 31), 2 ** 31 - 1],
+  u32: [0, 2 ** 32 - 1],
+};
+
+// A value converted to an integer or bool dtype as WGSL converts it: float to
+// integer truncates and saturates (NaN gives 0), integer to integer wraps
+// (bit reinterpretation), and bool(v) is v != 0 (so NaN is true).
+function castValue(to: DType, fromFloat: boolean, v: number): number {
+  if (to === "bool") return v !== 0 ? 1 : 0;
+  if (fromFloat && (to === "i32" || to === "u32")) {
+    if (Number.isNaN(v)) return 0;
+    const [lo, hi] = INT_RANGE[to];
+    return Math.min(hi, Math.max(lo, Math.trunc(v))) + 0; // + 0: no -0 in integers
+  }
+  return roundTo(to, v);
 }
 
 const UNARY: Readonly<Record<string, (x: number) => number>> = {
@@ -131,9 +150,8 @@ function evalNode(e: Expr, v: (s: Expr) => Float64Array, bindings: Bindings): Fl
       const x = v(e.src[0]!);
       if (isOp(e, "cast")) {
         const r = new Float64Array(x);
-        if (!isFloat(e.arg.dtype)) {
-          for (let i = 0; i < n; i++) r[i] = roundTo(e.arg.dtype, r[i]!);
-        }
+        const to = e.arg.dtype, fromFloat = isFloat(e.src[0]!.dtype);
+        if (!isFloat(to)) { for (let i = 0; i < n; i++) r[i] = castValue(to, fromFloat, r[i]!); }
         return r;
       }
       const f = UNARY[e.op]!;

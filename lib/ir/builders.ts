@@ -544,7 +544,9 @@ export function abs<D extends DType>(x: Expr<D>): Expr<D> {
 }
 
 /**
- * Converts to another dtype (floats truncate toward zero into integers).
+ * Converts to another dtype as WGSL does: floats truncate toward zero and
+ * saturate into integers (NaN gives 0), integers wrap into each other, and
+ * bool is `x != 0`.
  *
  * @param x an expression
  * @param dtype the target dtype
