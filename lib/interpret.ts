@@ -111,7 +111,8 @@ function evalNode(e: Expr, v: (s: Expr) => Float64Array, bindings: Bindings): Fl
   switch (OP_KIND[e.op]) {
     case "leaf": {
       if (isOp(e, "input") || isOp(e, "param")) {
-        const b = bindings[e.arg.name];
+        // hasOwn: a name such as "toString" must not find Object.prototype's.
+        const b = Object.hasOwn(bindings, e.arg.name) ? bindings[e.arg.name] : undefined;
         if (!b) {
           throw new TypeError(
             `Cannot evaluate: no value bound for ${e.op} "${e.arg.name}" (${e.dtype}${
@@ -124,6 +125,13 @@ function evalNode(e: Expr, v: (s: Expr) => Float64Array, bindings: Bindings): Fl
             `Cannot evaluate: ${e.op} "${e.arg.name}" expects ${e.dtype}${
               fmtShape(e.shape)
             }, got ${b.dtype}${fmtShape(b.shape)}`,
+          );
+        }
+        if (b.data.length !== n) {
+          throw new TypeError(
+            `Cannot evaluate: ${e.op} "${e.arg.name}" has ${b.data.length} values for shape ${
+              fmtShape(e.shape)
+            } (needs ${n})`,
           );
         }
         return toFloat64(b);
