@@ -6,3 +6,4 @@
  */
 export * from "./loss.ts";
 export * from "./step.ts";
+export * from "./loop.ts";
