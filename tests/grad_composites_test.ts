@@ -168,6 +168,40 @@ Deno.test("softmax, logSoftmax, GELU, SiLU, sigmoid: vjp matches", () => {
   );
 });
 
+Deno.test("softmax shift shortcut: same gradients, fewer nodes, and off when the max is reused", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 3 }),
+      fc.integer({ min: 1, max: 5 }),
+      fc.integer({ min: 0, max: 2 }),
+      seedArb,
+      (n, v, k, seed) => {
+        const x = nx.param("x", [n, v]);
+        const c = nx.input("c", [n, v]);
+        const outs = [
+          nx.softmax(x, -1),
+          nx.logSoftmax(x, -1),
+          // the max also feeds the loss: its cotangent is not zero here
+          nx.add(nx.softmax(x, -1), nx.max(x, -1, { keepdims: true })),
+        ];
+        const out = outs[k]!;
+        const b = bind({
+          x: [[n, v], normal(n * v, seed, 2)],
+          c: [[n, v], normal(n * v, seed + 1)],
+        });
+        expectVjp(out, [x], b, seed);
+        const [fast] = vjp(out, [x], c);
+        const [slow] = vjp(out, [x], c, { skipSoftmaxShift: false });
+        const wheres = (g: nx.Expr) => nx.toposort([g]).filter((e) => e.op === "where").length;
+        assert.equal(wheres(fast!) === 0, k < 2, "the shortcut applies exactly to unshared shifts");
+        const [a, e] = nx.interpret([fast!, slow!], b);
+        assertClose(a!.data, e!.data, { atol: 1e-12, rtol: 1e-9 });
+      },
+    ),
+    fcParams(30),
+  );
+});
+
 Deno.test("cross-entropy through a linear layer: full gradient equals central differences", () => {
   fc.assert(
     fc.property(

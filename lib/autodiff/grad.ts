@@ -53,6 +53,13 @@ export interface GradOptions {
    * differentiating their decomposition. Both give the same values.
    */
   fusedNorm?: boolean;
+  /**
+   * Skip the cotangent of the max subtracted for stability in softmax and
+   * logSoftmax (default true). It is exactly zero (both are invariant to
+   * shifting their input along the axis), so this only removes work; it
+   * applies only where the max feeds nothing but that softmax.
+   */
+  skipSoftmaxShift?: boolean;
 }
 
 /**
@@ -170,6 +177,16 @@ function pullback(
     if (!isFloat(e.dtype)) continue;
     if (targets.has(e) || e.src.some((s) => need.has(s))) need.add(e);
   }
+  const users = new Map<Expr, Expr[]>();
+  const use = (s: Expr, e: Expr) => {
+    const u = users.get(s);
+    if (u) u.push(e);
+    else users.set(s, [e]);
+  };
+  for (const e of order) for (const s of e.src) use(s, e);
+  // The output's own cotangent is one more (outside) use of it.
+  use(value!, value!);
+  const skipShift = opts.skipSoftmaxShift ?? true;
   const cts = new Map<Expr, Expr[]>();
   const push = (e: Expr, c: Expr | undefined) => {
     if (c === undefined || !need.has(e)) return;
@@ -193,6 +210,7 @@ function pullback(
       continue;
     }
     const flags = e.src.map((s) => need.has(s));
+    if (skipShift && flags[1] && isShiftOfInvariant(e, users)) flags[1] = false;
     if (!flags.some(Boolean)) continue;
     const rule = VJP[e.op as PrimitiveOp] as VjpRule<PrimitiveOp>;
     const out = rule(e as ExprOf<PrimitiveOp>, ct, flags);
@@ -205,6 +223,64 @@ function pullback(
     return g === undefined ? constLike(l, 0) : sExpand(g, l.shape);
   });
   return { value: value!, grads, leaves };
+}
+
+function only(users: Map<Expr, Expr[]>, e: Expr, ...want: Expr[]): boolean {
+  const u = users.get(e) ?? [];
+  return u.length === want.length && want.every((w) => u.includes(w));
+}
+
+function sameAxes(a: Expr, b: Expr): boolean {
+  const x = (a.arg as { axes: readonly number[] }).axes,
+    y = (b.arg as { axes: readonly number[] }).axes;
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+function unexpand(e: Expr): Expr {
+  return e.op === "expand" ? e.src[0]! : e;
+}
+
+// The broadcast of a keepdims reduction `r` back to the full shape: its
+// single expand user, or `r` itself when no axis grew (size-1 axes).
+function spread(r: Expr, full: Expr, users: Map<Expr, Expr[]>): Expr | undefined {
+  if (shapeEq(r.shape, full.shape)) return r;
+  const u = users.get(r) ?? [];
+  return u.length === 1 && u[0]!.op === "expand" ? u[0] : undefined;
+}
+
+// Exactly one user, `want`, counting the link from `r` to its spread.
+function feeds(users: Map<Expr, Expr[]>, r: Expr, sp: Expr, want: Expr): boolean {
+  return sp === r ? only(users, r, want) : only(users, r, sp) && only(users, sp, want);
+}
+
+/**
+ * Whether `z = x − expand(rmax(x))` is the stabilising shift of a softmax
+ * (`exp(z)/Σexp(z)`) or logSoftmax (`z − log Σexp(z)`) whose intermediates
+ * are used nowhere else: then the max's cotangent is exactly zero.
+ */
+function isShiftOfInvariant(z: Expr, users: Map<Expr, Expr[]>): boolean {
+  if (z.op !== "sub") return false;
+  const [x, em] = z.src as [Expr, Expr];
+  const m = unexpand(em);
+  if (m.op !== "rmax" || m.src[0] !== x || spread(m, x, users) !== em) return false;
+  if (!feeds(users, m, em, z)) return false;
+  const e = (users.get(z) ?? []).find((u) => u.op === "exp" && u.src[0] === z);
+  if (!e) return false;
+  const s = (users.get(e) ?? []).find((u) => u.op === "sum");
+  if (!s || !sameAxes(s, m)) return false;
+  // softmax: y = e / spread(s)
+  const es = spread(s, e, users);
+  const y1 = es && (users.get(es) ?? [])[0];
+  if (y1 && y1.op === "div" && y1.src[0] === e && y1.src[1] === es) {
+    return only(users, z, e) && feeds(users, s, es!, y1) && only(users, e, s, y1);
+  }
+  // logSoftmax: y = z − spread(log s)
+  const lg = (users.get(s) ?? [])[0];
+  if (!lg || lg.op !== "log" || !only(users, s, lg) || !only(users, e, s)) return false;
+  const el = spread(lg, z, users);
+  const y2 = el && (users.get(el) ?? [])[0];
+  return !!y2 && y2.op === "sub" && y2.src[0] === z && y2.src[1] === el &&
+    feeds(users, lg, el!, y2) && only(users, z, e, y2);
 }
 
 /** The value of a loss and its gradients, as expressions. */
