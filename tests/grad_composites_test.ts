@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as nx from "../mod.ts";
 import { checkVjp, grad, numericGradient, vjp } from "../lib/autodiff/mod.ts";
-import { crossEntropyLoss } from "../lib/train/mod.ts";
+import { tokenCrossEntropy } from "../lib/nn/mod.ts";
 import { assertClose, fcParams, rng } from "./_util.ts";
 
 type E = nx.Expr<"f32">;
@@ -215,7 +215,7 @@ Deno.test("cross-entropy through a linear layer: full gradient equals central di
         const w = nx.param("w", [d, v]);
         const bias = nx.param("bias", [v]);
         const y = nx.input("y", [n], "i32");
-        const loss = crossEntropyLoss(nx.add(nx.matmul(h, w), bias), y);
+        const loss = tokenCrossEntropy(nx.add(nx.matmul(h, w), bias), y);
         const b = {
           ...bind({
             h: [[n, d], normal(n * d, seed)],

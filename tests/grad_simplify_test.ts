@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import * as nx from "../mod.ts";
 import { constValue, grad, valueAndGrad } from "../lib/autodiff/mod.ts";
-import { crossEntropyLoss } from "../lib/train/mod.ts";
+import { tokenCrossEntropy } from "../lib/nn/mod.ts";
 
 /** Every node of the backward graphs that the forward graph does not have, with a reason it is wasteful. */
 function waste(value: nx.Expr, grads: readonly nx.Expr[]): string[] {
@@ -47,7 +47,7 @@ function losses(): [string, nx.Expr][] {
   const emb = nx.gather(nx.param("emb", [10, 8]), y);
   return [
     ["mse mlp", nx.mean(nx.square(mlp))],
-    ["cross-entropy", crossEntropyLoss(nx.add(x, mlp), y)],
+    ["cross-entropy", tokenCrossEntropy(nx.add(x, mlp), y)],
     ["attention", nx.mean(nx.square(nx.permute(att, perm)))],
     ["embedding + rms", nx.sum(nx.mul(nx.rmsNorm(emb), x))],
     ["slices", nx.sum(nx.mul(nx.concat([nx.slice(w1, 1, 0, 4), nx.slice(w1, 1, 4, 16)], 1), 3))],

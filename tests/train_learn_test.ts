@@ -10,12 +10,8 @@
 import assert from "node:assert/strict";
 import * as nx from "../mod.ts";
 import { adamw, warmupCosine } from "../lib/optim/mod.ts";
-import {
-  crossEntropyLoss,
-  initOptimizerState,
-  runStepInterpreted,
-  trainStepGraph,
-} from "../lib/train/mod.ts";
+import { tokenCrossEntropy } from "../lib/nn/mod.ts";
+import { initOptimizerState, runStepInterpreted, trainStepGraph } from "../lib/train/mod.ts";
 import { randn, rng } from "./_util.ts";
 
 const V = 8, D = 16, F = 32, B = 64, STEPS = 60;
@@ -55,7 +51,7 @@ function model(n: number) {
     );
   }, { role: "mlp", layer: 0 });
   const logits = nx.matmul(norm(h, "ln_f"), nx.param("unembed.weight", [D, V]));
-  return crossEntropyLoss(logits, y);
+  return tokenCrossEntropy(logits, y);
 }
 
 function init(): Record<string, nx.NDArray> {

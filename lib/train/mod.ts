@@ -1,9 +1,8 @@
 /**
  * Training: train-step graphs (loss, gradients, clipping, optimizer
- * updates), the float64 reference step, and losses.
+ * updates), the float64 reference step, and the training loop.
  *
  * @module
  */
-export * from "./loss.ts";
 export * from "./step.ts";
 export * from "./loop.ts";
