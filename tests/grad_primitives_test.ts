@@ -107,7 +107,7 @@ Deno.test("unary ops: vjp matches central differences", () => {
       const x = leaf("x", s, normal(numel(s), seed).map((v) => Math.fround(dom(v))));
       expectVjp(f(x.node), [x], seed);
     }),
-    fcParams(60),
+    fcParams(120),
   );
 });
 
@@ -138,7 +138,7 @@ Deno.test("broadcasting binary ops: vjp matches central differences", () => {
         expectVjp(out, [a, b], seed);
       },
     ),
-    fcParams(60),
+    fcParams(120),
   );
 });
 
@@ -156,7 +156,7 @@ Deno.test("where and compares: cotangent goes to the branches, none to the condi
       const g = grad(nx.sum(nx.where(cond, x.node, y.node)), [c.node]);
       assert.equal(nx.printExpr(g.c!).split("\n")[0], `%0: f32${nx.fmtShape(s)} = const 0`);
     }),
-    fcParams(30),
+    fcParams(120),
   );
 });
 
@@ -177,7 +177,7 @@ Deno.test("sum and rmax over several axes: vjp matches central differences", () 
         expectVjp(out, [x, w], seed);
       },
     ),
-    fcParams(40),
+    fcParams(80),
   );
 });
 
@@ -236,7 +236,7 @@ Deno.test("movement ops: reshape, permute, expand, slice, pad, concat invert cor
         expectVjp(out, [x], seed);
       },
     ),
-    fcParams(60),
+    fcParams(120),
   );
 });
 
@@ -266,7 +266,7 @@ Deno.test("matmul (batched, broadcast batch, rank-2 right operand): vjp matches"
         expectVjp(nx.matmul(a.node, b.node), [a, b], seed);
       },
     ),
-    fcParams(40),
+    fcParams(80),
   );
 });
 
@@ -287,7 +287,7 @@ Deno.test("gather: gradient scatter-adds rows, repeated indices accumulate", () 
         expectVjp(out, [t], seed, { idx: nx.array(ids, idxShape, "i32") });
       },
     ),
-    fcParams(40),
+    fcParams(80),
   );
 });
 

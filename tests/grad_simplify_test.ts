@@ -76,6 +76,7 @@ Deno.test("simple gradients are exactly the expected nodes", () => {
   const g = grad(nx.add(nx.sum(nx.mul(x, w)), nx.scalar(2)), [w, u]);
   assert.equal(g.w, x, "∂Σ(x·w)/∂w is x itself");
   assert.equal(g.u, nx.full([5], 0), "an unused parameter gets a zero constant");
+  assert.equal(grad(nx.sum(nx.mul(x, w)), [x]).x, w, "inputs can be differentiated too");
   const s = grad(nx.sum(nx.square(w)), ["w"]);
   assert.equal(s.w, nx.mul(w, 2), "∂Σw²/∂w is w·2, summed once");
 });
