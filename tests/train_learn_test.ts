@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import * as nx from "../mod.ts";
-import { adamw, warmupCosine } from "../lib/optim/mod.ts";
+import { adamw, onlyNormParams, warmupCosine } from "../lib/optim/mod.ts";
 import { tokenCrossEntropy } from "../lib/nn/mod.ts";
 import { initOptimizerState, runStepInterpreted, trainStepGraph } from "../lib/train/mod.ts";
 import { randn, rng } from "./_util.ts";
@@ -114,4 +114,37 @@ Deno.test("a tiny residual MLP LM trained with AdamW on the interpreter beats th
   // The bigram conditional entropy is about 0.64 nats; well below 2.08 is expected.
   assert.ok(last < h1 - 0.9, msg);
   assert.ok(ev!.data[0]! < h1 - 0.9, msg);
+});
+
+Deno.test("LayerNorm-only training (everything else frozen) still lowers the loss", () => {
+  const train = tokens(4096, 17);
+  const step = trainStepGraph(model(B), onlyNormParams(), adamw({ lr: 0.05 }));
+  assert.deepEqual(step.trainable, [
+    "blocks.0.ln_2.bias",
+    "blocks.0.ln_2.weight",
+    "ln_f.bias",
+    "ln_f.weight",
+  ]);
+  const start = { ...init(), ...initOptimizerState(step) };
+  let values: Record<string, nx.NDArray> = start;
+  const r = rng(5);
+  const losses: number[] = [];
+  for (let t = 1; t <= 40; t++) {
+    const xs = new Int32Array(B), ys = new Int32Array(B);
+    for (let i = 0; i < B; i++) {
+      const p = Math.floor(r() * (train.length - 1));
+      xs[i] = train[p]!;
+      ys[i] = train[p + 1]!;
+    }
+    const res = runStepInterpreted(step, values, {
+      x: nx.array(xs, [B], "i32"),
+      y: nx.array(ys, [B], "i32"),
+    }, t);
+    values = res.values;
+    losses.push(res.scalars.loss!);
+  }
+  const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+  const first = mean(losses.slice(0, 5)), last = mean(losses.slice(-5));
+  assert.ok(last < first - 0.2, `first-5 mean ${first.toFixed(3)}, last-5 mean ${last.toFixed(3)}`);
+  for (const n of step.frozen) assert.equal(values[n], start[n], `${n} must stay frozen`);
 });
