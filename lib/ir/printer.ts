@@ -7,7 +7,8 @@
  * %2: f32[2,3] = add %0 %1
  * ```
  *
- * Numbering is local to the printed graph (creation order), so output is
+ * Numbering is local to the printed graph (depth-first topological order
+ * from the roots, not creation order or node ids), so output is
  * deterministic and fit for golden tests.
  *
  * @module
