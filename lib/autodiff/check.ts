@@ -21,7 +21,7 @@ import { type Expr, substitute } from "../ir/expr.ts";
 import { fmtShape, numel } from "../ir/shape.ts";
 import { type GradOptions, vjp } from "./grad.ts";
 
-function f32(n: number, seed: number): Float64Array {
+function normalF32(n: number, seed: number): Float64Array {
   // A small seeded normal generator (mulberry32 + Box–Muller), values
   // rounded to f32 so bound inputs are exactly these numbers.
   let s = seed >>> 0;
@@ -109,9 +109,9 @@ export function checkVjp(
   checkLeaves(leaves);
   const seed = opts.seed ?? 1, h = opts.h ?? 1e-5;
   const cIn = input("__check.cotangent", output.shape, output.dtype);
-  const cVal = f32(numel(output.shape), seed * 7919 + 1);
+  const cVal = normalF32(numel(output.shape), seed * 7919 + 1);
   const tIns = leaves.map((l, i) => input(`__check.tangent.${i}`, l.shape, l.dtype));
-  const tVals = leaves.map((l, i) => f32(numel(l.shape), seed * 7919 + 2 + i));
+  const tVals = leaves.map((l, i) => normalF32(numel(l.shape), seed * 7919 + 2 + i));
   const b: Record<string, NDArray> = { ...bindings, "__check.cotangent": arr(output.shape, cVal) };
   tIns.forEach((_, i) => (b[`__check.tangent.${i}`] = arr(leaves[i]!.shape, tVals[i]!)));
 

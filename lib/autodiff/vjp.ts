@@ -75,7 +75,7 @@ function eq(a: Expr, b: Expr): Expr {
   return mk("eq", [a, b], null);
 }
 
-/** Cotangent of the operand `a` of `max(a, b)` (`sel = lt` picks b<a for max). */
+/** An operand's cotangent for max/min: all of it where it wins, half at a tie. */
 function pick(ct: Expr, win: Expr, tie: Expr): Expr {
   const zero = constLike(ct, 0);
   return sWhere(win, ct, sWhere(tie, sMul(ct, 0.5), zero));

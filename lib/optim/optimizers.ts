@@ -124,20 +124,21 @@ export function sgd(opts: SgdOptions): Optimizer {
   if (opts.nesterov && mu === 0) {
     throw new RangeError("Cannot make SGD: Nesterov momentum needs momentum > 0");
   }
+  const slots = (p: Expr): StateSlot[] => {
+    const name = pname(p);
+    return mu > 0 ? [{ name: `opt.mom.${name}`, shape: p.shape, dtype: "f32", init: 0 }] : [];
+  };
   return {
     kind: "sgd",
     lr: opts.lr,
-    slots(p) {
-      const name = pname(p);
-      return mu > 0 ? [{ name: `opt.mom.${name}`, shape: p.shape, dtype: "f32", init: 0 }] : [];
-    },
+    slots,
     update(p, g, ctx) {
       const name = pname(p);
       let d: Expr = f32(g);
       if (wd > 0 && decays(p)) d = add(d, mul(f32(p), wd));
       const out: Record<string, Expr> = {};
       if (mu > 0) {
-        const slot = this.slots(p)[0]!;
+        const slot = slots(p)[0]!;
         const buf = add(mul(stateLeaf(slot), mu), d);
         out[slot.name] = buf;
         d = opts.nesterov ? add(d, mul(buf, mu)) : buf;
@@ -211,19 +212,20 @@ export function adamw(opts: AdamWOptions): Optimizer {
   }
   if (!(eps > 0)) throw new RangeError(`Cannot make AdamW: eps ${eps} must be > 0`);
   if (!(wd >= 0)) throw new RangeError(`Cannot make AdamW: weightDecay ${wd} must be >= 0`);
+  const slots = (p: Expr): StateSlot[] => {
+    const name = pname(p);
+    return [
+      { name: `opt.m.${name}`, shape: p.shape, dtype: "f32", init: 0 },
+      { name: `opt.v.${name}`, shape: p.shape, dtype: "f32", init: 0 },
+    ];
+  };
   return {
     kind: "adamw",
     lr: opts.lr,
-    slots(p) {
-      const name = pname(p);
-      return [
-        { name: `opt.m.${name}`, shape: p.shape, dtype: "f32", init: 0 },
-        { name: `opt.v.${name}`, shape: p.shape, dtype: "f32", init: 0 },
-      ];
-    },
+    slots,
     update(p, g, ctx) {
       const name = pname(p);
-      const [sm, sv] = this.slots(p) as [StateSlot, StateSlot];
+      const [sm, sv] = slots(p) as [StateSlot, StateSlot];
       const g32 = f32(g), p32 = f32(p);
       const m = add(mul(stateLeaf(sm), b1), mul(g32, 1 - b1));
       const v = add(mul(stateLeaf(sv), b2), mul(mul(g32, g32), 1 - b2));
