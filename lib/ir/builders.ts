@@ -864,7 +864,8 @@ export function concat<D extends DType>(xs: readonly Expr<D>[], axis: number): E
  * @throws {TypeError} when inner dims differ, e.g.
  *   `Cannot matmul f32[4,128,256] by f32[512,64]: inner dims 256 and 512 differ`
  */
-export function matmul<D extends DType>(a: Expr<D>, b: Expr<D>): Expr<D> {
+export function matmul<D extends DType>(a: Expr<D>, b: Expr<NoInfer<D>>): Expr<D> {
+  // NoInfer: D comes from `a` alone, so f32 @ i32 is a type error, not D = "f32" | "i32".
   checkOperand("matmul", a);
   checkOperand("matmul", b);
   const sa = a.shape, sb = b.shape;
@@ -1004,8 +1005,8 @@ export interface AttentionOptions {
  */
 export function attention<D extends FloatDType>(
   q: Expr<D>,
-  k: Expr<D>,
-  v: Expr<D>,
+  k: Expr<NoInfer<D>>,
+  v: Expr<NoInfer<D>>,
   opts: AttentionOptions = {},
 ): Expr<D> {
   const dk = q.shape[q.shape.length - 1] ?? 1;
