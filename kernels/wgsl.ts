@@ -1,0 +1,518 @@
+/**
+ * WGSL emission: prints planned kernels (lib/compile kernel IR) as complete,
+ * deterministic, readable WGSL modules.
+ *
+ * Conservative on purpose so both Naga (Deno) and Tint (browsers) accept it:
+ * typed bindings in group 0, u32 index arithmetic, no `enable` directives
+ * except `f16` when the device has `shader-f16`, no overrides, and
+ * non-finite constants written as bit patterns (`bitcast<f32>(0x7f800000u)`),
+ * since WGSL constant evaluation rejects infinities. All arithmetic on
+ * floats is f32 (f16 is a storage format only); bool is stored as u32.
+ *
+ * @module
+ */
+
+import type { DType } from "../lib/ir/dtype.ts";
+import type { Atom, Lin } from "../lib/compile/index_expr.ts";
+import type { Binding, Body, KExpr, Ref, Stmt } from "../lib/compile/kir.ts";
+import type {
+  AttentionKernelIR,
+  LoopKernel,
+  MatmulKernelIR,
+  PlannedKernel,
+} from "../lib/compile/plan.ts";
+import { type MatmulDeviceInfo, matmulKernel } from "./matmul.ts";
+
+/** Device facts emission depends on. */
+export interface EmitDevice extends MatmulDeviceInfo {
+  /** f16 values are stored as f16 (device has shader-f16) rather than f32 */
+  f16Storage: boolean;
+}
+
+/** A kernel ready for pipeline creation. */
+export interface EmittedKernel {
+  /** complete WGSL module, entry point `main` */
+  readonly code: string;
+  /** workgroup counts */
+  readonly dispatch: [number, number, number];
+  /** `@workgroup_size` */
+  readonly workgroupSize: [number, number, number];
+  /** e.g. the matmul template's description */
+  readonly description: string;
+  /** the bindings, in binding-number order */
+  readonly bindings: readonly Binding[];
+}
+
+const U = (v: number): string => `${v}u`;
+
+/**
+ * Formats a number as a WGSL f32 expression. Non-finite values become
+ * bit-pattern casts (WGSL constant evaluation rejects them).
+ *
+ * @param v a number
+ * @returns WGSL text
+ */
+export function f32Lit(v: number): string {
+  const f = Math.fround(v);
+  if (Number.isNaN(f)) return "bitcast<f32>(0x7fc00000u)";
+  if (f === Infinity) return "bitcast<f32>(0x7f800000u)";
+  if (f === -Infinity) return "bitcast<f32>(0xff800000u)";
+  let s = String(v);
+  if (Math.fround(Number(s)) !== f) s = String(f);
+  if (Object.is(f, -0)) s = "-0.0";
+  const t = `${s}f`;
+  return s.startsWith("-") ? `(${t})` : t;
+}
+
+function litText(r: Ref & { r: "c" }): string {
+  switch (r.dtype) {
+    case "f32":
+    case "f16":
+      return f32Lit(r.value);
+    case "i32":
+      if (r.value === -2147483648) return "bitcast<i32>(0x80000000u)";
+      return r.value < 0 ? `(${r.value}i)` : `${r.value}i`;
+    case "u32":
+      return `${r.value >>> 0}u`;
+    case "bool":
+      return r.value ? "true" : "false";
+  }
+}
+
+/**
+ * The register type of a dtype (f16 computes in f32).
+ *
+ * @param d a dtype
+ * @returns a WGSL scalar type
+ */
+export function regType(d: DType): string {
+  return d === "f16" || d === "f32" ? "f32" : d === "bool" ? "bool" : d;
+}
+
+function storeType(d: DType, f16: boolean): string {
+  return d === "f16" ? (f16 ? "f16" : "f32") : d === "bool" ? "u32" : d;
+}
+
+/**
+ * Prints an index expression as u32 WGSL.
+ *
+ * @param x the expression
+ * @returns WGSL text (non-negative by construction)
+ */
+export function linText(x: Lin): string {
+  const pos: string[] = [], neg: string[] = [];
+  for (const t of x.terms) {
+    const a = atomText(t.a);
+    const c = Math.abs(t.c);
+    const term = c === 1 ? a : `${a} * ${U(c)}`;
+    (t.c > 0 ? pos : neg).push(term);
+  }
+  if (x.k > 0) pos.push(U(x.k));
+  if (x.k < 0) neg.push(U(-x.k));
+  if (pos.length === 0) return "0u";
+  let s = pos.join(" + ");
+  for (const n of neg) s += ` - ${n}`;
+  return s;
+}
+
+function atomText(a: Atom): string {
+  const wrap = (x: Lin) => {
+    const t = linText(x);
+    return /^\w+$/.test(t) ? t : `(${t})`;
+  };
+  switch (a.t) {
+    case "var":
+    case "ext":
+      return a.name;
+    case "div":
+      return `(${wrap(a.x)} / ${U(a.d)})`;
+    case "mod":
+      return `(${wrap(a.x)} % ${U(a.d)})`;
+    case "clamp":
+      return `clamp(${linText(a.x)}, ${U(a.lo)}, ${U(a.hi)})`;
+  }
+}
+
+interface Ctx {
+  bind: Map<string, Binding>;
+  f16: boolean;
+}
+
+function ref(r: Ref): string {
+  return r.r === "v" ? r.name : litText(r);
+}
+
+function loadText(ctx: Ctx, buf: string, idx: Lin, dtype: DType): string {
+  const b = ctx.bind.get(buf)!;
+  const i = linText(idx);
+  const raw = b.vec4 ? `${buf}[(${i}) / 4u][(${i}) % 4u]` : `${buf}[${i}]`;
+  if (dtype === "bool") return `(${raw} != 0u)`;
+  if (dtype === "f16") return ctx.f16 ? `f32(${raw})` : raw;
+  return raw;
+}
+
+function castText(a: string, from: DType, to: DType): string {
+  const rf = regType(from), rt = regType(to);
+  if (rf === rt) return a;
+  if (rt === "bool") return `(${a} != ${rf === "f32" ? "0.0f" : rf === "i32" ? "0i" : "0u"})`;
+  if (rf === "bool") {
+    return `select(${rt === "f32" ? "0.0f, 1.0f" : rt === "i32" ? "0i, 1i" : "0u, 1u"}, ${a})`;
+  }
+  if (rt === "f32") return `f32(${a})`;
+  if (rt === "i32") return rf === "u32" ? `bitcast<i32>(${a})` : `i32(${a})`;
+  // to u32: wrap negatives like the interpreter (trunc, then modulo 2^32)
+  return rf === "i32" ? `bitcast<u32>(${a})` : `bitcast<u32>(i32(${a}))`;
+}
+
+function opText(x: KExpr & { e: "op" }): string {
+  const a = x.args.map(ref);
+  const d = regType(x.argDtype);
+  const isInt = d === "i32" || d === "u32";
+  const zero = d === "i32" ? "0i" : "0u";
+  switch (x.op) {
+    case "neg":
+      return d === "u32" ? `(0u - ${a[0]})` : `(-${a[0]})`;
+    case "recip":
+      return `(1.0f / ${a[0]})`;
+    case "exp":
+    case "log":
+    case "sqrt":
+    case "sin":
+    case "cos":
+    case "abs":
+      return `${x.op}(${a[0]})`;
+    case "rsqrt":
+      return `inverseSqrt(${a[0]})`;
+    case "tanh":
+      // tanh(x) = 1 for |x| > 15 in f32; clamping avoids inf/inf in exp-based implementations
+      return `tanh(clamp(${a[0]}, -15.0f, 15.0f))`;
+    case "add":
+      return `(${a[0]} + ${a[1]})`;
+    case "sub":
+      return `(${a[0]} - ${a[1]})`;
+    case "mul":
+      return `(${a[0]} * ${a[1]})`;
+    case "div":
+      return isInt
+        ? `select(${a[0]} / ${a[1]}, ${zero}, ${a[1]} == ${zero})`
+        : `(${a[0]} / ${a[1]})`;
+    case "max":
+      return d === "bool" ? `(${a[0]} || ${a[1]})` : `max(${a[0]}, ${a[1]})`;
+    case "min":
+      return d === "bool" ? `(${a[0]} && ${a[1]})` : `min(${a[0]}, ${a[1]})`;
+    case "lt":
+      return `(${a[0]} < ${a[1]})`;
+    case "le":
+      return `(${a[0]} <= ${a[1]})`;
+    case "eq":
+      return `(${a[0]} == ${a[1]})`;
+    case "where":
+      return `select(${a[2]}, ${a[1]}, ${a[0]})`;
+    default:
+      throw new Error(`Internal error: no WGSL for op ${x.op}`);
+  }
+}
+
+function exprText(ctx: Ctx, x: KExpr, dtype: DType): string {
+  switch (x.e) {
+    case "load":
+      return loadText(ctx, x.buf, x.idx, dtype);
+    case "op":
+      if (x.op === "cast") return castText(ref(x.args[0]!), x.argDtype, dtype);
+      return opText(x);
+    case "index": {
+      const t = linText(x.ix);
+      return dtype === "u32" ? t : `${regType(dtype)}(${t})`;
+    }
+    case "inrange":
+      return x.conds.map((c) => {
+        const t = linText(c.x);
+        const parts: string[] = [];
+        if (c.lo > 0) parts.push(`${t} >= ${U(c.lo)}`);
+        parts.push(`${t} <= ${U(c.hi)}`);
+        return parts.join(" && ");
+      }).join(" && ");
+    case "select":
+      return `select(${ref(x.b)}, ${ref(x.a)}, ${ref(x.c)})`;
+    case "gidx":
+      return x.v.dtype === "u32"
+        ? `min(${ref(x.v)}, ${U(x.n - 1)})`
+        : `u32(clamp(${ref(x.v)}, 0i, ${x.n - 1}i))`;
+    case "gok":
+      return x.v.dtype === "u32"
+        ? `(${ref(x.v)} < ${U(x.n)})`
+        : `(${ref(x.v)} >= 0i && ${ref(x.v)} < ${x.n}i)`;
+  }
+}
+
+function stmtsText(ctx: Ctx, stmts: readonly Stmt[], ind: string, out: string[]): void {
+  for (const s of stmts) {
+    switch (s.s) {
+      case "let": {
+        const note = s.note ? ` // ${s.note}` : "";
+        out.push(
+          `${ind}let ${s.name}: ${regType(s.dtype)} = ${exprText(ctx, s.x, s.dtype)};${note}`,
+        );
+        break;
+      }
+      case "var":
+        out.push(`${ind}var ${s.name}: ${regType(s.dtype)} = ${ref(s.init)};`);
+        break;
+      case "loop":
+        out.push(`${ind}for (var ${s.v} = 0u; ${s.v} < ${U(s.n)}; ${s.v}++) {`);
+        stmtsText(ctx, s.body, ind + "  ", out);
+        out.push(`${ind}}`);
+        break;
+      case "acc":
+        out.push(
+          s.op === "sum"
+            ? `${ind}${s.name} += ${ref(s.val)};`
+            : `${ind}${s.name} = max(${s.name}, ${ref(s.val)});`,
+        );
+        break;
+      case "store": {
+        const b = ctx.bind.get(s.buf)!;
+        const v = ref(s.val);
+        const val = s.val.dtype === "bool"
+          ? `select(0u, 1u, ${v})`
+          : b.dtype === "f16" && ctx.f16
+          ? `f16(${v})`
+          : v;
+        out.push(`${ind}${s.buf}[${linText(s.idx)}] = ${val};`);
+        break;
+      }
+    }
+  }
+}
+
+function header(ctx: Ctx, bindings: readonly Binding[], title: string[]): string {
+  const L: string[] = [];
+  if (ctx.f16 && bindings.some((b) => b.dtype === "f16")) L.push("enable f16;", "");
+  for (const t of title) L.push(`// ${t}`);
+  bindings.forEach((b, i) => {
+    const el = b.vec4 ? "vec4<f32>" : storeType(b.dtype, ctx.f16);
+    const acc = b.access === "read" ? "read" : "read_write";
+    L.push(`@group(0) @binding(${i}) var<storage, ${acc}> ${b.name}: array<${el}>;`);
+  });
+  return L.join("\n");
+}
+
+function fnText(
+  ctx: Ctx,
+  name: string,
+  params: string,
+  body: Body,
+  retType: string | undefined,
+): string {
+  const L: string[] = [`fn ${name}(${params})${retType ? ` -> ${retType}` : ""} {`];
+  stmtsText(ctx, body.stmts, "  ", L);
+  if (retType && body.ret) {
+    const r = ref(body.ret);
+    L.push(`  return ${regType(body.ret.dtype) === "f32" ? r : `f32(${r})`};`);
+  }
+  L.push("}");
+  return L.join("\n");
+}
+
+function fold(count: number, maxDim: number): [number, number, number] {
+  const x = Math.max(1, Math.min(count, maxDim));
+  const y = Math.ceil(count / x);
+  if (y > maxDim) {
+    throw new RangeError(`Cannot dispatch ${count} workgroups: more than ${maxDim}² per kernel`);
+  }
+  return [x, y, 1];
+}
+
+function emitLoop(ctx: Ctx, k: PlannedKernel, ir: LoopKernel, dev: EmitDevice): EmittedKernel {
+  const wg = Math.min(64, ir.count);
+  const groups = Math.ceil(ir.count / wg);
+  const dispatch = fold(groups, dev.maxComputeWorkgroupsPerDimension);
+  const L: string[] = [
+    header(ctx, k.bindings, [`${k.name}: ${k.why[0]}`, `ops: ${k.ops.join(", ")}`]),
+  ];
+  L.push("");
+  L.push(`@compute @workgroup_size(${wg}, 1, 1)`);
+  L.push(`fn main(@builtin(global_invocation_id) g: vec3<u32>) {`);
+  L.push(`  let ${ir.gid} = g.x + g.y * ${U(dispatch[0] * wg)};`);
+  L.push(`  if (${ir.gid} >= ${U(ir.count)}) { return; }`);
+  stmtsText(ctx, ir.body, "  ", L);
+  L.push("}", "");
+  return {
+    code: L.join("\n"),
+    dispatch,
+    workgroupSize: [wg, 1, 1],
+    description: ir.rowLength > 1
+      ? `row kernel, ${ir.count} rows × ${ir.rowLength}`
+      : `${ir.count} invocations`,
+    bindings: k.bindings,
+  };
+}
+
+function emitMatmul(
+  ctx: Ctx,
+  k: PlannedKernel,
+  ir: MatmulKernelIR,
+  dev: EmitDevice,
+): EmittedKernel {
+  if (ir.aDirect) ctx.bind.get(ir.aDirect.buf)!.vec4 = true;
+  if (ir.bDirect) ctx.bind.get(ir.bDirect.buf)!.vec4 = true;
+  // one binding cannot be both vec4 and scalar-typed; a buffer that is vec4 for A is vec4 everywhere
+  const P: string[] = [
+    header(ctx, k.bindings, [`${k.name}: ${k.why[0]}`, `ops: ${k.ops.join(", ")}`]),
+  ];
+  P.push("");
+  P.push(fnText(ctx, "mm_a", "b: u32, i: u32, kk: u32", ir.a, "f32"));
+  P.push(fnText(ctx, "mm_b", "b: u32, kk: u32, j: u32", ir.b, "f32"));
+  P.push(fnText(ctx, "mm_store", "b: u32, i: u32, j: u32, acc: f32", ir.store, undefined));
+  if (ir.aDirect) {
+    P.push(
+      `fn mm_a4(b: u32, i: u32, kk: u32) -> vec4<f32> {\n  return ${ir.aDirect.buf}[(${
+        linText(ir.aDirect.idx)
+      }) / 4u];\n}`,
+    );
+  }
+  if (ir.bDirect) {
+    P.push(
+      `fn mm_b4(b: u32, kk: u32, j: u32) -> vec4<f32> {\n  return ${ir.bDirect.buf}[(${
+        linText(ir.bDirect.idx)
+      }) / 4u];\n}`,
+    );
+  }
+  const mk = matmulKernel(
+    {
+      batch: ir.batch,
+      m: ir.m,
+      n: ir.n,
+      k: ir.k,
+      prelude: P.join("\n"),
+      aVec4: !!ir.aDirect,
+      bVec4: !!ir.bDirect,
+    },
+    dev,
+  );
+  return { ...mk, bindings: k.bindings };
+}
+
+function emitAttention(
+  ctx: Ctx,
+  k: PlannedKernel,
+  ir: AttentionKernelIR,
+  dev: EmitDevice,
+): EmittedKernel {
+  const P: string[] = [
+    header(ctx, k.bindings, [`${k.name}: ${k.why[0]}`, `ops: ${k.ops.join(", ")}`]),
+  ];
+  P.push("");
+  P.push(fnText(ctx, "att_q", "bh: u32, t: u32, c: u32", ir.q, "f32"));
+  P.push(fnText(ctx, "att_k", "bh: u32, t: u32, c: u32", ir.k, "f32"));
+  P.push(fnText(ctx, "att_v", "bh: u32, t: u32, c: u32", ir.v, "f32"));
+  P.push(fnText(ctx, "att_store", "bh: u32, t: u32, c: u32, o: f32", ir.store, undefined));
+  const { code, wg, dispatch, qb } = attentionTemplate(ir, dev);
+  return {
+    code: `${P.join("\n")}\n${code}`,
+    dispatch,
+    workgroupSize: [wg, 1, 1],
+    description:
+      `attention online softmax, ${qb} query rows per invocation, ${ir.bh}×${ir.tq}×${ir.tk}`,
+    bindings: k.bindings,
+  };
+}
+
+/**
+ * The fused attention loop: one invocation per (batch·head, block of query
+ * rows); keys are visited once per block with an online softmax, so the
+ * Tq×Tk score matrix never reaches memory.
+ *
+ * @param ir sizes and options
+ * @param dev device limits
+ * @returns the WGSL (after the hooks), workgroup size, dispatch, rows per invocation
+ */
+function attentionTemplate(
+  ir: AttentionKernelIR,
+  dev: EmitDevice,
+): { code: string; wg: number; dispatch: [number, number, number]; qb: number } {
+  const qb = Math.min(4, ir.tq);
+  const nb = Math.ceil(ir.tq / qb);
+  const total = ir.bh * nb;
+  const wg = Math.min(8, total);
+  const dispatch = fold(Math.ceil(total / wg), dev.maxComputeWorkgroupsPerDimension);
+  const rows = [...Array(qb).keys()];
+  const L: string[] = [];
+  L.push(`@compute @workgroup_size(${wg}, 1, 1)`);
+  L.push(`fn main(@builtin(global_invocation_id) g: vec3<u32>) {`);
+  L.push(`  let w = g.x + g.y * ${U(dispatch[0] * wg)};`);
+  L.push(`  if (w >= ${U(total)}) { return; }`);
+  L.push(`  let bh = w / ${U(nb)};`);
+  L.push(`  let iFirst = (w % ${U(nb)}) * ${U(qb)};`);
+  L.push(
+    `  // the last block is shifted back to end at Tq; it stores only rows no other block stores`,
+  );
+  L.push(`  let i0 = min(iFirst, ${U(ir.tq - qb)});`);
+  for (const r of rows) {
+    L.push(`  var q${r}: array<f32, ${ir.dk}>;`);
+    L.push(`  var acc${r}: array<f32, ${ir.dv}>;`);
+    L.push(`  var m${r} = -1.0e30f;`);
+    L.push(`  var l${r} = 0.0f;`);
+  }
+  L.push(`  for (var c = 0u; c < ${U(ir.dk)}; c++) {`);
+  for (const r of rows) L.push(`    q${r}[c] = att_q(bh, i0 + ${U(r)}, c) * ${f32Lit(ir.scale)};`);
+  L.push(`  }`);
+  // keys visible to the block: query i sees j <= i + (tk - tq)
+  const shift = ir.tk - ir.tq;
+  if (ir.causal) {
+    L.push(`  let jEnd = u32(clamp(i32(i0) + ${qb - 1 + shift + 1}i, 0i, ${ir.tk}i));`);
+  } else L.push(`  let jEnd = ${U(ir.tk)};`);
+  L.push(`  for (var j = 0u; j < jEnd; j++) {`);
+  for (const r of rows) L.push(`    var s${r} = 0.0f;`);
+  L.push(`    for (var c = 0u; c < ${U(ir.dk)}; c++) {`);
+  L.push(`      let kc = att_k(bh, j, c);`);
+  for (const r of rows) L.push(`      s${r} = fma(q${r}[c], kc, s${r});`);
+  L.push(`    }`);
+  for (const r of rows) {
+    const vis = ir.causal ? `i32(j) <= i32(i0) + ${r + shift}i` : "true";
+    L.push(`    let mn${r} = select(m${r}, max(m${r}, s${r}), ${vis});`);
+    L.push(`    let cr${r} = exp(m${r} - mn${r});`);
+    L.push(`    let p${r} = select(0.0f, exp(s${r} - mn${r}), ${vis});`);
+    L.push(`    l${r} = l${r} * cr${r} + p${r};`);
+    L.push(`    m${r} = mn${r};`);
+  }
+  L.push(`    for (var c = 0u; c < ${U(ir.dv)}; c++) {`);
+  L.push(`      let vc = att_v(bh, j, c);`);
+  for (const r of rows) L.push(`      acc${r}[c] = fma(p${r}, vc, acc${r}[c] * cr${r});`);
+  L.push(`    }`);
+  L.push(`  }`);
+  for (const r of rows) {
+    L.push(`  if (i0 + ${U(r)} >= iFirst) {`);
+    L.push(`    let inv${r} = 1.0f / l${r};`);
+    L.push(
+      `    for (var c = 0u; c < ${U(ir.dv)}; c++) { att_store(bh, i0 + ${
+        U(r)
+      }, c, acc${r}[c] * inv${r}); }`,
+    );
+    L.push(`  }`);
+  }
+  L.push(`}`, "");
+  return { code: L.join("\n"), wg, dispatch, qb };
+}
+
+/**
+ * Emits one planned kernel as WGSL.
+ *
+ * @param k the planned kernel
+ * @param dev device facts (limits, f16 storage, adapter description)
+ * @returns the module text, dispatch size and bindings
+ */
+export function emitKernel(k: PlannedKernel, dev: EmitDevice): EmittedKernel {
+  // bindings are copied: the vec4 flag is decided here, per device
+  const bindings = k.bindings.map((b) => ({ ...b }));
+  const kk = { ...k, bindings };
+  const ctx: Ctx = { bind: new Map(bindings.map((b) => [b.name, b])), f16: dev.f16Storage };
+  switch (k.ir.kind) {
+    case "loop":
+      return emitLoop(ctx, kk, k.ir, dev);
+    case "matmul":
+      return emitMatmul(ctx, kk, k.ir, dev);
+    case "attention":
+      return emitAttention(ctx, kk, k.ir, dev);
+  }
+}

@@ -1,0 +1,1071 @@
+/**
+ * The fusion planner: groups a graph into kernels and decides which values
+ * reach memory (and why).
+ *
+ * - `dot` and `attention` nodes anchor their own kernels; elementwise
+ *   consumers reached through bijective views (bias, activation, residual
+ *   add, scaling) join as epilogues, and operands are read through views.
+ * - Every other materialised value is computed by a loop kernel whose body
+ *   inlines the elementwise, movement and reduction nodes above it. When the
+ *   reductions in it all reduce the same axes and are used through
+ *   broadcasts (norms, softmax), the kernel runs one invocation per row and
+ *   loops over the row to write full-size outputs: LayerNorm with its scale
+ *   and shift and the residual add before it is one row kernel.
+ * - A reduction inside a kernel that would be recomputed more often than it
+ *   has elements is materialised instead; so is anything a kernel's binding
+ *   limit forces out.
+ *
+ * Every materialised value records the reason its kernel boundary exists.
+ *
+ * @module
+ */
+
+import { DECOMPOSE } from "../ir/decompose.ts";
+import type { DType } from "../ir/dtype.ts";
+import {
+  type CompositeOp,
+  type Expr,
+  isOp,
+  leavesOf,
+  mk,
+  OP_KIND,
+  toposort,
+  withSrc,
+} from "../ir/expr.ts";
+import { fmtShape, numel, shapeEq } from "../ir/shape.ts";
+import { add, delinearize, ivar, type Lin, linearize, reshapeIndex } from "./index_expr.ts";
+import type { Binding, Body, Ref, Stmt } from "./kir.ts";
+import { type Block, forwardView, Lowerer, normBody, rootBlock } from "./lower.ts";
+
+/** What the planner needs to know. */
+export interface PlanOptions {
+  /** fuse (default) or one kernel per primitive op */
+  fusion: boolean;
+  /** storage buffers one kernel may bind */
+  maxBindings: number;
+  /** param name → its new value, written back after each run */
+  updates?: Readonly<Record<string, Expr>>;
+}
+
+/** A buffer-sized value of the program. */
+export interface Value {
+  /** index in {@link Plan.values} */
+  readonly id: number;
+  /** the node whose elements it holds */
+  readonly node: Expr;
+  /** where it comes from / goes */
+  readonly role: "input" | "param" | "temp" | "output";
+  /** element type */
+  readonly dtype: DType;
+  /** number of elements */
+  readonly numel: number;
+  /** why it is materialised (temps and outputs) */
+  readonly reason: string;
+}
+
+/** A lowered loop kernel: one invocation per element of `count`. */
+export interface LoopKernel {
+  /** kind tag */
+  readonly kind: "loop";
+  /** invocations */
+  readonly count: number;
+  /** the invocation index variable used by `body` */
+  readonly gid: string;
+  /** the body */
+  readonly body: Stmt[];
+  /** row loop length when the kernel writes rows (1 otherwise) */
+  readonly rowLength: number;
+}
+
+/** A lowered matmul kernel: hooks for the matmul template. */
+export interface MatmulKernelIR {
+  /** kind tag */
+  readonly kind: "matmul";
+  /** batch count, m, n, k */
+  readonly batch: number;
+  /** rows */
+  readonly m: number;
+  /** columns */
+  readonly n: number;
+  /** reduction length */
+  readonly k: number;
+  /** `mm_a(b, i, kk)` */
+  readonly a: Body;
+  /** `mm_b(b, kk, j)` */
+  readonly b: Body;
+  /** `mm_store(b, i, j, acc)` */
+  readonly store: Body;
+  /** A is a plain buffer whose rows are vec4-aligned: its binding and index of A[b,i,kk] */
+  readonly aDirect?: { buf: string; idx: Lin };
+  /** B likewise, for B[b,kk,j] */
+  readonly bDirect?: { buf: string; idx: Lin };
+}
+
+/** A lowered attention kernel. */
+export interface AttentionKernelIR {
+  /** kind tag */
+  readonly kind: "attention";
+  /** flattened leading (batch, head) count */
+  readonly bh: number;
+  /** query length */
+  readonly tq: number;
+  /** key length */
+  readonly tk: number;
+  /** q/k head size */
+  readonly dk: number;
+  /** v head size */
+  readonly dv: number;
+  /** causal mask */
+  readonly causal: boolean;
+  /** logit scale */
+  readonly scale: number;
+  /** `att_q(bh, t, c)` */
+  readonly q: Body;
+  /** `att_k(bh, t, c)` */
+  readonly k: Body;
+  /** `att_v(bh, t, c)` */
+  readonly v: Body;
+  /** `att_store(bh, t, c, o)` */
+  readonly store: Body;
+}
+
+/** One planned kernel. */
+export interface PlannedKernel {
+  /** a short unique name, e.g. `k3_matmul` */
+  readonly name: string;
+  /** the lowered body */
+  readonly ir: LoopKernel | MatmulKernelIR | AttentionKernelIR;
+  /** storage buffers it binds */
+  readonly bindings: readonly Binding[];
+  /** values it writes */
+  readonly outputs: readonly number[];
+  /** values it reads */
+  readonly inputs: readonly number[];
+  /** ops computed in it, printed `%id op` */
+  readonly ops: readonly string[];
+  /** why this kernel exists and why each output leaves it */
+  readonly why: readonly string[];
+  /** estimated statement executions (for explain) */
+  readonly work: number;
+  /** the graph nodes computed in it (for debug replays) */
+  readonly nodes: readonly Expr[];
+}
+
+/** The whole plan. */
+export interface Plan {
+  /** every buffer-sized value */
+  readonly values: readonly Value[];
+  /** kernels in execution order */
+  readonly kernels: readonly PlannedKernel[];
+  /** value of each program output, in order */
+  readonly outputs: readonly number[];
+  /** param updates: param value ← new value */
+  readonly updates: readonly { readonly param: number; readonly value: number }[];
+  /** the graph after preprocessing (outputs then update values) */
+  readonly roots: readonly Expr[];
+}
+
+// ---------------------------------------------------------------------------
+// Preprocessing
+
+function decomposeOnly(roots: readonly Expr[], which: ReadonlySet<string>): Expr[] {
+  const memo = new Map<Expr, Expr>();
+  const run = (e: Expr): Expr => {
+    for (const n of toposort([e])) {
+      if (memo.has(n)) continue;
+      const src = n.src.map((s) => memo.get(s)!);
+      if (OP_KIND[n.op] === "composite" && which.has(n.op)) {
+        const rule = DECOMPOSE[n.op as CompositeOp] as (s: readonly Expr[], e: Expr) => Expr;
+        memo.set(n, run(rule(src, n)));
+      } else {
+        memo.set(n, n.src.length ? withSrc(n, src) : n);
+      }
+    }
+    return memo.get(e)!;
+  };
+  return roots.map(run);
+}
+
+// A concat of more operands than a kernel can bind becomes a tree of concats.
+function splitConcats(roots: readonly Expr[], max: number): Expr[] {
+  const memo = new Map<Expr, Expr>();
+  for (const n of toposort(roots)) {
+    let src = n.src.map((s) => memo.get(s)!);
+    if (isOp(n, "concat") && src.length > max - 1) {
+      const per = Math.max(2, max - 1);
+      while (src.length > per) {
+        const groups: Expr[] = [];
+        for (let i = 0; i < src.length; i += per) {
+          const g = src.slice(i, i + per);
+          groups.push(g.length === 1 ? g[0]! : mk("concat", g, { axis: n.arg.axis }));
+        }
+        src = groups;
+      }
+      memo.set(n, mk("concat", src, { axis: n.arg.axis }));
+    } else memo.set(n, n.src.length ? withSrc(n, src) : n);
+  }
+  return roots.map((r) => memo.get(r)!);
+}
+
+const isEw = (e: Expr): boolean => {
+  const k = OP_KIND[e.op];
+  return k === "unary" || k === "binary" || k === "compare" || k === "ternary";
+};
+const isBijView = (e: Expr): boolean => e.op === "reshape" || e.op === "permute";
+const isAnchor = (e: Expr): boolean => e.op === "dot" || e.op === "attention";
+const isLoadedLeaf = (e: Expr): boolean => e.op === "input" || e.op === "param";
+const isReduction = (e: Expr): boolean => e.op === "sum" || e.op === "rmax" || e.op === "norm";
+
+function describe(e: Expr): string {
+  const a = e.arg as { name?: string; kind?: string } | null;
+  const extra = a?.name !== undefined ? ` "${a.name}"` : a?.kind !== undefined ? `(${a.kind})` : "";
+  return `%${e.id} ${e.op}${extra} ${e.dtype}${fmtShape(e.shape)}`;
+}
+
+// ---------------------------------------------------------------------------
+// Planning
+
+interface Ctx {
+  opts: PlanOptions;
+  order: Expr[];
+  pos: Map<Expr, number>;
+  users: Map<Expr, Expr[]>;
+  /** materialised nodes and why */
+  M: Map<Expr, string>;
+  /** epilogue regions, by anchor */
+  regions: Map<Expr, Expr[]>;
+  /** node → anchor whose region holds it */
+  claimed: Map<Expr, Expr>;
+  /** merged loop kernels: extra outputs written by a root's kernel */
+  merged: Map<Expr, Expr[]>;
+  /** ancestor sets (memo) */
+  anc: Map<Expr, Set<Expr>>;
+}
+
+function ancestors(ctx: Ctx, e: Expr): Set<Expr> {
+  let s = ctx.anc.get(e);
+  if (s) return s;
+  s = new Set<Expr>();
+  for (const x of e.src) {
+    s.add(x);
+    for (const y of ancestors(ctx, x)) s.add(y);
+  }
+  ctx.anc.set(e, s);
+  return s;
+}
+
+/** Nodes computed inline under `e` (stopping at materialised nodes and leaves). */
+function inlineRegion(ctx: Ctx, e: Expr, stopAtRoot = true): Expr[] {
+  const out: Expr[] = [];
+  const seen = new Set<Expr>();
+  const visit = (n: Expr, top: boolean) => {
+    if (seen.has(n)) return;
+    seen.add(n);
+    if (!top && (ctx.M.has(n) || (stopAtRoot && isAnchor(n)))) return;
+    if (OP_KIND[n.op] === "leaf") return;
+    const srcs = n.op === "norm" ? [normBody(n)] : n.src;
+    for (const s of srcs) visit(s, false);
+    out.push(n);
+  };
+  visit(e, true);
+  return out;
+}
+
+function growEpilogue(ctx: Ctx, x: Expr): Expr[] {
+  const R = new Set<Expr>([x]);
+  // symbolic index of every region node as a function of the anchor's
+  const vars = x.shape.map((d, i) => ivar(`e${i}`, d));
+  const idx = new Map<Expr, string>([[x, vars.map((v) => v.key).join(",")]]);
+  const idxL = new Map<Expr, Lin[]>([[x, vars]]);
+  const start = ctx.pos.get(x)!;
+  for (let p = start + 1; p < ctx.order.length; p++) {
+    const u = ctx.order[p]!;
+    if (ctx.claimed.has(u) || isAnchor(u)) continue;
+    const inR = u.src.filter((s) => R.has(s));
+    if (inR.length === 0) continue;
+    if (!(isEw(u) || isBijView(u))) continue;
+    let uIdx: Lin[];
+    if (isBijView(u)) uIdx = forwardView(u, idxL.get(u.src[0]!)!);
+    else {
+      const keys = new Set(inR.map((s) => idx.get(s)!));
+      if (keys.size !== 1) continue;
+      uIdx = idxL.get(inR[0]!)!;
+    }
+    const outside = u.src.filter((s) => !R.has(s));
+    if (outside.some((s) => [...R].some((r) => r === s || ancestors(ctx, s).has(r)))) continue;
+    R.add(u);
+    idxL.set(u, uIdx);
+    idx.set(u, uIdx.map((v) => v.key).join(","));
+  }
+  // drop views that lead nowhere inside the region
+  let changed = true;
+  while (changed) {
+    changed = false;
+    for (const n of [...R]) {
+      if (n === x || !isBijView(n) || ctx.M.has(n)) continue;
+      const us = ctx.users.get(n) ?? [];
+      if (us.every((u) => !R.has(u))) {
+        R.delete(n);
+        changed = true;
+      }
+    }
+  }
+  // also drop elementwise tails that neither reach an output nor an outside user
+  return ctx.order.filter((n) => R.has(n));
+}
+
+/** Materialises `e` unless it is a leaf or already is. */
+function need(ctx: Ctx, e: Expr, why: string): boolean {
+  if (OP_KIND[e.op] === "leaf" && e.op !== "const" && e.op !== "iota") return false;
+  if (ctx.M.has(e)) return false;
+  ctx.M.set(e, why);
+  return true;
+}
+
+/** Strips views off an operand: the node the views read from. */
+function viewBase(e: Expr): Expr {
+  let b = e;
+  while (OP_KIND[b.op] === "movement" && b.op !== "concat" && b.op !== "pad") b = b.src[0]!;
+  return b;
+}
+
+/**
+ * Plans a program: preprocessing, fusion groups, lowered kernel IR and the
+ * values each kernel reads and writes.
+ *
+ * @param outputs the expressions the program returns
+ * @param opts fusion switch, binding limit and parameter updates
+ * @returns the plan
+ * @throws {TypeError} when an update names a param the graph lacks or has another shape
+ */
+export function plan(outputs: readonly Expr[], opts: PlanOptions): Plan {
+  if (!(opts.maxBindings >= 4)) {
+    throw new RangeError(
+      `Cannot plan kernels with maxBindings ${opts.maxBindings}: at least 4 storage buffers ` +
+        `per kernel are needed (a select reads 3 and writes 1)`,
+    );
+  }
+  const updNames = Object.keys(opts.updates ?? {}).sort();
+  const updVals = updNames.map((n) => opts.updates![n]!);
+  const raw = [...outputs, ...updVals];
+  let roots = opts.fusion
+    ? decomposeOnly(raw, new Set(["residual"]))
+    : decomposeOnly(raw, new Set(["residual", "norm", "attention"]));
+  roots = splitConcats(roots, opts.maxBindings);
+  const { params } = leavesOf(roots);
+  for (const [i, name] of updNames.entries()) {
+    const p = params.find((q) => q.arg.name === name);
+    const v = roots[outputs.length + i]!;
+    if (!p) {
+      throw new TypeError(
+        `Cannot compile update of param "${name}": the program has no param of that name ` +
+          `(params: ${params.map((q) => q.arg.name).join(", ") || "none"})`,
+      );
+    }
+    if (!shapeEq(p.shape, v.shape) || p.dtype !== v.dtype) {
+      throw new TypeError(
+        `Cannot compile update of param "${name}": it is ${p.dtype}${fmtShape(p.shape)} but the ` +
+          `new value is ${v.dtype}${fmtShape(v.shape)}`,
+      );
+    }
+  }
+  const order = toposort(roots);
+  const pos = new Map(order.map((e, i) => [e, i]));
+  const users = new Map<Expr, Expr[]>();
+  for (const e of order) for (const s of e.src) users.set(s, [...(users.get(s) ?? []), e]);
+  const ctx: Ctx = {
+    opts,
+    order,
+    pos,
+    users,
+    M: new Map(),
+    regions: new Map(),
+    claimed: new Map(),
+    merged: new Map(),
+    anc: new Map(),
+    valueNodes: [],
+  };
+  roots.forEach((r, i) => {
+    const why = i < outputs.length
+      ? `program output ${i}`
+      : `new value of param "${updNames[i - outputs.length]}"`;
+    need(ctx, r, why);
+  });
+
+  if (!opts.fusion) {
+    for (const e of order) {
+      if (OP_KIND[e.op] === "leaf" || e.op === "reshape") continue;
+      need(ctx, e, "unfused: one kernel per op");
+    }
+  } else {
+    // Epilogues of anchors.
+    for (const e of order) {
+      if (!isAnchor(e)) continue;
+      const R = growEpilogue(ctx, e);
+      ctx.regions.set(e, R);
+      for (const n of R) ctx.claimed.set(n, e);
+    }
+    for (const [a, R] of ctx.regions) {
+      const inR = new Set(R);
+      for (const n of R) {
+        const outs = (ctx.users.get(n) ?? []).filter((u) => !inR.has(u));
+        if (outs.length) {
+          need(
+            ctx,
+            n,
+            `${a.op} epilogue ends: used by ${describe(outs[0]!)}${
+              outs.length > 1 ? ` and ${outs.length - 1} more` : ""
+            }`,
+          );
+        }
+      }
+    }
+  }
+  const fixpoint = () => {
+    for (let iter = 0; iter < 1000; iter++) {
+      if (!step(ctx)) return;
+    }
+    throw new Error("Internal error: fusion planning did not converge");
+  };
+  fixpoint();
+  let kernels = buildKernels(ctx);
+  // Binding limit: split until every kernel fits.
+  for (let iter = 0; iter < 1000; iter++) {
+    const over = kernels.find((k) => k.bindings.length > opts.maxBindings);
+    if (!over) break;
+    splitFor(ctx, over);
+    fixpoint();
+    kernels = buildKernels(ctx);
+  }
+  const bad = kernels.find((k) => k.bindings.length > opts.maxBindings);
+  if (bad) {
+    throw new RangeError(
+      `Cannot fit kernel ${bad.name} into ${opts.maxBindings} storage buffers: it binds ` +
+        `${bad.bindings.length}; raise maxStorageBuffersPerShaderStage`,
+    );
+  }
+  return finish(ctx, kernels, roots, outputs.length, updNames);
+}
+
+// One round of materialisation rules; true when something changed.
+function step(ctx: Ctx): boolean {
+  const { M } = ctx;
+  let changed = false;
+  if (ctx.opts.fusion) {
+    // Anchor operands are read through views of a buffer.
+    for (const e of ctx.order) {
+      if (!isAnchor(e)) continue;
+      for (const s of e.src) {
+        const b = viewBase(s);
+        if (OP_KIND[b.op] === "leaf" && b.op !== "const" && b.op !== "iota") continue;
+        changed = need(ctx, b, `operand of ${describe(e)} (${e.op} reads operands from memory)`) ||
+          changed;
+      }
+    }
+    // Epilogue side inputs must be cheap: reductions in them are materialised.
+    for (const [, R] of ctx.regions) {
+      const inR = new Set(R);
+      for (const n of R) {
+        if (isAnchor(n)) continue;
+        for (const s of n.src) {
+          if (inR.has(s)) continue;
+          for (const r of inlineRegion(ctx, s, true)) {
+            if (isReduction(r) || isAnchor(r)) {
+              changed = need(ctx, r, `reduction feeding a matmul/attention epilogue`) || changed;
+            }
+          }
+        }
+      }
+    }
+  }
+  // Loop kernels: reductions evaluated more often than they have elements.
+  const roots = [...M.keys()].filter((e) => !ctx.claimed.has(e) && !isAnchor(e));
+  const count = new Map<Expr, number>();
+  for (const r of roots) {
+    if (OP_KIND[r.op] === "leaf" && r.op !== "const" && r.op !== "iota") continue;
+    const lk = lowerLoop(ctx, [r], () => undefined);
+    for (const [red, evals] of lk.evals) {
+      if (red === r) continue;
+      if (evals > numel(red.shape)) {
+        const owner = lk.ownerOf.get(red) ?? red;
+        if (owner === r) continue;
+        changed = need(
+          ctx,
+          owner,
+          `reduction would be recomputed ${evals / numel(red.shape)}× inside the kernel of ${
+            describe(r)
+          }`,
+        ) || changed;
+      }
+    }
+    for (const n of lk.ops) if (isReduction(n)) count.set(n, (count.get(n) ?? 0) + 1);
+  }
+  for (const [n, c] of count) {
+    if (c > 1 && !M.has(n)) changed = need(ctx, n, `reduction shared by ${c} kernels`) || changed;
+  }
+  return changed;
+}
+
+function splitFor(ctx: Ctx, k: PlannedKernel): void {
+  const limit = ctx.opts.maxBindings;
+  const why = `split: ${k.name} would bind ${k.bindings.length} storage buffers (limit ${limit})`;
+  if (k.ir.kind !== "loop") {
+    // drop the epilogue: the product is written as is
+    const anchor = (k as Built).anchor;
+    if (anchor) {
+      const R = ctx.regions.get(anchor)!;
+      for (const n of R) if (n !== anchor) ctx.claimed.delete(n);
+      ctx.regions.set(anchor, [anchor]);
+      need(ctx, anchor, why);
+    }
+    return;
+  }
+  // loop kernel: materialise the inline node that carries the most loads but fits
+  const rootsOf = k.outputs.map((v) => ctx.valueNodes[v]!);
+  let best: Expr | undefined, bestLoads = 0;
+  for (const root of rootsOf) {
+    for (const n of inlineRegion(ctx, root)) {
+      if (rootsOf.includes(n) || OP_KIND[n.op] === "movement") continue;
+      const loads = new Set<Expr>();
+      for (const m of inlineRegion(ctx, n)) {
+        for (const s of m.op === "norm" ? [normBody(m)] : m.src) {
+          if (ctx.M.has(s) || isLoadedLeaf(s)) loads.add(s);
+        }
+      }
+      if (loads.size + 1 <= limit && loads.size > bestLoads) {
+        best = n;
+        bestLoads = loads.size;
+      }
+    }
+  }
+  if (!best) {
+    throw new RangeError(
+      `Cannot fit kernel ${k.name} into ${limit} storage buffers: no part of it can be split off`,
+    );
+  }
+  need(ctx, best, why);
+}
+
+// ---------------------------------------------------------------------------
+// Kernel construction
+
+interface Built extends PlannedKernel {
+  readonly produces: readonly Expr[];
+  readonly anchor?: Expr;
+}
+
+interface Ctx {
+  valueNodes: Expr[];
+}
+
+function lowerLoop(
+  ctx: Ctx,
+  outs: readonly Expr[],
+  load: (e: Expr) => string | undefined,
+): {
+  ir: LoopKernel;
+  evals: Map<Expr, number>;
+  ops: Set<Expr>;
+  work: number;
+  ownerOf: Map<Expr, Expr>;
+} {
+  const produced = new Set(outs);
+  const host = {
+    load: (e: Expr) => {
+      if (produced.has(e) && OP_KIND[e.op] !== "leaf") return undefined;
+      if (ctx.M.has(e) && !produced.has(e)) return load(e) ?? "_";
+      if (isLoadedLeaf(e)) return load(e) ?? "_";
+      return undefined;
+    },
+  };
+  const F = outs[0]!.shape;
+  // Which axes do reductions read at? Probe with one variable per axis.
+  const probe = new Lowerer(host, rootBlock(F.map((_, i) => `o${i}`)));
+  const pv = F.map((d, i) => ivar(`o${i}`, d));
+  const used = new Set<string>();
+  for (const o of outs) {
+    probe.val(o, pv);
+  }
+  // reduction indices: free vars recorded by the probe's statements
+  collectReductionVars(probe, used);
+  const A = F.map((_d, i) => i).filter((i) =>
+    F[i]! > 1 && !used.has(`o${i}`) && probe.reductionEvals.size > 0
+  );
+  const O = F.map((d, i) => (A.includes(i) ? 1 : d));
+  const count = numel(O);
+  const gid = "gid";
+  const root = rootBlock([gid]);
+  const L = new Lowerer(host, root);
+  const outerIdx = delinearize(ivar(gid, count), O);
+  const rowLen = numel(A.map((a) => F[a]!));
+  const rowOuts = outs.filter((o) => A.length > 0 && shapeEq(o.shape, F));
+  const pointOuts = outs.filter((o) => !rowOuts.includes(o));
+  for (const o of pointOuts) {
+    const ix = o.shape.length === O.length ? outerIdx : delinearize(ivar(gid, count), o.shape);
+    const v = L.val(o, ix);
+    L.emit({ s: "store", buf: load(o) ?? "_", idx: linearize(ix, o.shape), val: v });
+  }
+  if (rowOuts.length) {
+    L.loop(rowLen, (r) => {
+      const parts = delinearize(r, A.map((a) => F[a]!));
+      const full = F.map((_, i) => (A.includes(i) ? parts[A.indexOf(i)]! : outerIdx[i]!));
+      for (const o of rowOuts) {
+        const v = L.val(o, full);
+        L.emit({ s: "store", buf: load(o) ?? "_", idx: linearize(full, F), val: v });
+      }
+    });
+  }
+  const evals = new Map<Expr, number>();
+  for (const [r, n] of L.reductionEvals) evals.set(r, n * count);
+  return {
+    ir: { kind: "loop", count, gid, body: root.stmts, rowLength: rowOuts.length ? rowLen : 1 },
+    evals,
+    ops: L.ops,
+    work: L.work * count,
+    ownerOf: L.ownerOf,
+  };
+}
+
+// The probe marks reduction loops; any outer variable used inside a reduction
+// loop's index (or the accumulator's placement) pins that axis to the outer domain.
+function collectReductionVars(probe: Lowerer, used: Set<string>): void {
+  const walk = (stmts: readonly Stmt[], inLoop: boolean) => {
+    for (const s of stmts) {
+      if (s.s === "loop") walk(s.body, true);
+      else if (inLoop && s.s === "let") {
+        if (s.x.e === "load" || s.x.e === "index") {
+          for (const t of (s.x.e === "load" ? s.x.idx : s.x.ix).terms) atomVars(t.a, used);
+        }
+        if (s.x.e === "inrange") {
+          for (const c of s.x.conds) for (const t of c.x.terms) atomVars(t.a, used);
+        }
+      }
+    }
+  };
+  let root = probe.block;
+  while (root.parent) root = root.parent;
+  walk(root.stmts, false);
+}
+
+function atomVars(a: import("./index_expr.ts").Atom, into: Set<string>): void {
+  if (a.t === "var" || a.t === "ext") into.add(a.name);
+  else for (const t of a.x.terms) atomVars(t.a, into);
+}
+
+function buildKernels(ctx: Ctx): Built[] {
+  // values: leaves first (inputs, params), then materialised nodes in topo order
+  const valueOf = new Map<Expr, number>();
+  const nodes: Expr[] = [];
+  for (const e of ctx.order) {
+    if (isLoadedLeaf(e) || ctx.M.has(e)) {
+      valueOf.set(e, nodes.length);
+      nodes.push(e);
+    }
+  }
+  ctx.valueNodes = nodes;
+  const built: Built[] = [];
+  let kid = 0;
+  const mkBindings = () => {
+    const list: Binding[] = [];
+    const by = new Map<number, Binding>();
+    const bind = (e: Expr, access: "read" | "write"): string => {
+      const v = valueOf.get(e);
+      if (v === undefined) {
+        throw new Error(`Internal error: ${describe(e)} has no buffer (${ctx.M.get(e)})`);
+      }
+      const hit = by.get(v);
+      if (hit) return hit.name;
+      const b: Binding = {
+        name: bindingName(e, v),
+        buffer: v,
+        dtype: e.dtype === "bool" ? "u32" : e.dtype,
+        access,
+      };
+      by.set(v, b);
+      list.push(b);
+      return b.name;
+    };
+    return { list, bind };
+  };
+
+  // anchors
+  const done = new Set<Expr>();
+  for (const e of ctx.order) {
+    if (!isAnchor(e)) continue;
+    const R = ctx.regions.get(e) ?? [e];
+    const outs = R.filter((n) => ctx.M.has(n));
+    const { list, bind } = mkBindings();
+    for (const o of outs) bind(o, "write");
+    const loadHost = {
+      load: (n: Expr) => {
+        if (R.includes(n) && n !== e) return undefined;
+        if (ctx.M.has(n) || isLoadedLeaf(n)) return bind(n, "read");
+        return undefined;
+      },
+    };
+    const name = `k${kid++}_${e.op === "dot" ? "matmul" : "attention"}_${e.id}`;
+    const ops = new Set<Expr>();
+    let ir: MatmulKernelIR | AttentionKernelIR;
+    let work = 0;
+    if (e.op === "dot") {
+      const r = lowerMatmul(e, R, outs, loadHost, bind);
+      ir = r.ir;
+      r.ops.forEach((o) => ops.add(o));
+      work = 2 * ir.batch * ir.m * ir.n * ir.k;
+    } else {
+      const r = lowerAttention(e, R, outs, loadHost, bind);
+      ir = r.ir;
+      r.ops.forEach((o) => ops.add(o));
+      work = 2 * ir.bh * ir.tq * ir.tk * (ir.dk + ir.dv);
+    }
+    ops.add(e);
+    outs.forEach((o) => done.add(o));
+    built.push({
+      ...finishKernel(ctx, name, ir, list, outs, ops, valueOf, work, [
+        `${e.op} anchor ${describe(e)}`,
+      ]),
+      anchor: e,
+    });
+  }
+  // loop kernels: one per remaining materialised node, merging elementwise
+  // producers into the row kernels that read them
+  const rootsLeft = [...ctx.M.keys()].filter((e) => !done.has(e) && !ctx.claimed.has(e));
+  rootsLeft.sort((a, b) => ctx.pos.get(a)! - ctx.pos.get(b)!);
+  const groups = mergeLoopRoots(ctx, rootsLeft);
+  for (const outs of groups) {
+    const { list, bind } = mkBindings();
+    for (const o of outs) bind(o, "write");
+    const lk = lowerLoop(ctx, outs, (n) => bind(n, outs.includes(n) ? "write" : "read"));
+    const kind = lk.ir.rowLength > 1 ? "row" : [...lk.ops].some(isReduction) ? "reduce" : "map";
+    const name = `k${kid++}_${kind}_${outs[0]!.id}`;
+    const why = [
+      kind === "row"
+        ? `row kernel: ${lk.ir.count} rows of ${lk.ir.rowLength}, reductions computed once per row`
+        : kind === "reduce"
+        ? `reduction kernel: ${lk.ir.count} outputs`
+        : `elementwise kernel: ${lk.ir.count} elements`,
+    ];
+    built.push(finishKernel(ctx, name, lk.ir, list, outs, lk.ops, valueOf, lk.work, why));
+  }
+  return orderKernels(built, valueOf);
+}
+
+// Elementwise-only roots of the same shape that a row kernel reads are written
+// by that row kernel (the residual add before a norm).
+function mergeLoopRoots(ctx: Ctx, roots: Expr[]): Expr[][] {
+  const groups: Expr[][] = roots.map((r) => [r]);
+  if (!ctx.opts.fusion) return groups;
+  const hasRed = (r: Expr) => inlineRegion(ctx, r).some(isReduction);
+  const groupOf = new Map<Expr, Expr[]>(groups.map((g) => [g[0]!, g]));
+  for (const g of groups) {
+    if (g.length === 0) continue;
+    const r = g[0]!;
+    if (!hasRed(r) || OP_KIND[r.op] === "leaf") continue;
+    const region = inlineRegion(ctx, r);
+    const loads = new Set<Expr>();
+    for (const n of region) {
+      for (const s of n.op === "norm" ? [normBody(n)] : n.src) {
+        if (ctx.M.has(s) || isLoadedLeaf(s)) loads.add(s);
+      }
+    }
+    for (const n of region) {
+      for (const s of n.op === "norm" ? [normBody(n)] : n.src) {
+        const sg = groupOf.get(s);
+        if (!sg || sg === g || sg.length !== 1 || !shapeEq(s.shape, r.shape)) continue;
+        if (OP_KIND[s.op] === "leaf" || hasRed(s)) continue;
+        // no cycles: nothing this kernel reads may depend on s
+        if ([...loads].some((y) => y !== s && ancestors(ctx, y).has(s))) continue;
+        g.push(s);
+        sg.length = 0;
+        groupOf.set(s, g);
+      }
+    }
+  }
+  return groups.filter((g) => g.length > 0);
+}
+
+function finishKernel(
+  ctx: Ctx,
+  name: string,
+  ir: LoopKernel | MatmulKernelIR | AttentionKernelIR,
+  bindings: Binding[],
+  outs: readonly Expr[],
+  ops: Set<Expr>,
+  valueOf: Map<Expr, number>,
+  work: number,
+  why: string[],
+): Built {
+  const reasons = outs.map((o) => `writes ${describe(o)}: ${ctx.M.get(o)}`);
+  return {
+    name,
+    ir,
+    bindings,
+    outputs: outs.map((o) => valueOf.get(o)!),
+    inputs: bindings.filter((b) => b.access === "read").map((b) => b.buffer),
+    ops: [...ops].filter((o) => OP_KIND[o.op] !== "leaf").sort((a, b) => a.id - b.id).map(
+      (o) => `%${o.id} ${o.op}${o.op === "norm" ? `(${(o.arg as { kind: string }).kind})` : ""}`,
+    ),
+    why: [...why, ...reasons],
+    work,
+    produces: outs,
+    nodes: [...ops].filter((o) => OP_KIND[o.op] !== "leaf").sort((a, b) => a.id - b.id),
+  };
+}
+
+function orderKernels(ks: Built[], valueOf: Map<Expr, number>): Built[] {
+  void valueOf;
+  const producer = new Map<number, Built>();
+  for (const k of ks) for (const o of k.outputs) producer.set(o, k);
+  const out: Built[] = [];
+  const state = new Map<Built, number>();
+  const visit = (k: Built) => {
+    const s = state.get(k);
+    if (s === 2) return;
+    if (s === 1) {
+      throw new Error(`Internal error: kernel ${k.name} depends on itself (fusion cycle)`);
+    }
+    state.set(k, 1);
+    for (const i of k.inputs) {
+      const p = producer.get(i);
+      if (p && p !== k) visit(p);
+    }
+    state.set(k, 2);
+    out.push(k);
+  };
+  for (const k of ks) visit(k);
+  // names follow execution order
+  return out.map((k, i) => ({ ...k, name: k.name.replace(/^k\d+_/, `k${i}_`) }));
+}
+
+function bindingName(e: Expr, v: number): string {
+  const clean = (s: string) => s.replace(/[^A-Za-z0-9]/g, "_").replace(/_+/g, "_");
+  if (e.op === "input") return `in_${clean((e.arg as { name: string }).name)}_${v}`;
+  if (e.op === "param") return `p_${clean((e.arg as { name: string }).name)}_${v}`;
+  return `t${v}`;
+}
+
+// ---------------------------------------------------------------------------
+// Matmul and attention hooks
+
+function bodyOf(
+  host: { load(e: Expr): string | undefined },
+  vars: readonly [string, number][],
+  f: (L: Lowerer, v: Lin[]) => Ref | undefined,
+  ops: Set<Expr>,
+): Body {
+  const root: Block = rootBlock(vars.map(([n]) => n));
+  const L = new Lowerer(host, root);
+  const ret = f(L, vars.map(([n, d]) => ivar(n, d)));
+  L.ops.forEach((o) => ops.add(o));
+  return { stmts: root.stmts, ret };
+}
+
+// A's (or B's) element index when it is a plain f32 buffer read through
+// reshapes and broadcasts, so the template may use vec4 loads.
+function direct(
+  e: Expr,
+  idx: readonly Lin[],
+  host: { load(e: Expr): string | undefined },
+): { buf: string; idx: Lin } | undefined {
+  let b = e;
+  let ix: Lin[] = [...idx];
+  for (;;) {
+    if (b.op === "reshape") {
+      ix = reshapeIndex(ix, b.shape, b.src[0]!.shape);
+      b = b.src[0]!;
+    } else if (b.op === "expand") {
+      const s = b.src[0]!;
+      ix = s.shape.map((d, a) => (d === 1 ? add(0) : ix[a]!));
+      b = s;
+    } else break;
+  }
+  if (b.dtype !== "f32") return undefined;
+  const buf = host.load(b);
+  if (!buf) return undefined;
+  return { buf, idx: linearize(ix, b.shape) };
+}
+
+function lowerMatmul(
+  e: Expr,
+  R: readonly Expr[],
+  outs: readonly Expr[],
+  host: { load(e: Expr): string | undefined },
+  bind: (e: Expr, a: "read" | "write") => string,
+): { ir: MatmulKernelIR; ops: Set<Expr> } {
+  const [A, B] = e.src as [Expr, Expr];
+  const r = A.shape.length;
+  const batchShape = A.shape.slice(0, -2);
+  const batch = numel(batchShape);
+  const m = A.shape[r - 2]!, k = A.shape[r - 1]!, n = B.shape[r - 1]!;
+  const ops = new Set<Expr>();
+  const bIdx = (b: Lin) => delinearize(b, batchShape);
+  const a = bodyOf(
+    host,
+    [["b", batch], ["i", m], ["kk", k]],
+    (L, [b, i, kk]) => L.val(A, [...bIdx(b!), i!, kk!]),
+    ops,
+  );
+  const bb = bodyOf(
+    host,
+    [["b", batch], ["kk", k], ["j", n]],
+    (L, [b, kk, j]) => L.val(B, [...bIdx(b!), kk!, j!]),
+    ops,
+  );
+  const store = bodyOf(host, [["b", batch], ["i", m], ["j", n]], (L, [b, i, j]) => {
+    epilogue(L, e, [...bIdx(b!), i!, j!], { r: "v", name: "acc", dtype: e.dtype }, R, outs, bind);
+    return undefined;
+  }, ops);
+  const bv = ivar("b", batch), iv = ivar("i", m), kv = ivar("kk", k), jv = ivar("j", n);
+  let aDirect = direct(A, [...bIdx(bv), iv, kv], host);
+  if (aDirect && !aligned(aDirect.idx, "kk")) aDirect = undefined;
+  let bDirect = direct(B, [...bIdx(bv), kv, jv], host);
+  if (bDirect && (!aligned(bDirect.idx, "j") || n % 4 !== 0)) bDirect = undefined;
+  return {
+    ir: { kind: "matmul", batch, m, n, k, a, b: bb, store, aDirect, bDirect },
+    ops,
+  };
+}
+
+// vec4 loads need unit stride along `v` and every other part a multiple of 4.
+function aligned(x: Lin, v: string): boolean {
+  if (x.k % 4 !== 0) return false;
+  let unit = false;
+  for (const t of x.terms) {
+    if (t.a.t === "var" && t.a.name === v) {
+      if (t.c !== 1) return false;
+      unit = true;
+    } else if (t.c % 4 !== 0) return false;
+  }
+  return unit;
+}
+
+function epilogue(
+  L: Lowerer,
+  anchor: Expr,
+  idx: Lin[],
+  acc: Ref,
+  R: readonly Expr[],
+  outs: readonly Expr[],
+  bind: (e: Expr, a: "read" | "write") => string,
+): void {
+  const at = new Map<Expr, Lin[]>([[anchor, idx]]);
+  const vals = new Map<Expr, Ref>([[anchor, acc]]);
+  L.seed(anchor, idx, acc);
+  for (const n of R) {
+    if (n === anchor) continue;
+    if (isBijView(n)) {
+      const ix = forwardView(n, at.get(n.src[0]!)!);
+      at.set(n, ix);
+      const v = vals.get(n.src[0]!)!;
+      vals.set(n, v);
+      L.seed(n, ix, v);
+    } else {
+      const src = n.src.find((s) => at.has(s))!;
+      const ix = at.get(src)!;
+      at.set(n, ix);
+      vals.set(n, L.val(n, ix));
+    }
+  }
+  for (const o of outs) {
+    L.emit({
+      s: "store",
+      buf: bind(o, "write"),
+      idx: linearize(at.get(o)!, o.shape),
+      val: vals.get(o)!,
+    });
+  }
+}
+
+function lowerAttention(
+  e: Expr,
+  R: readonly Expr[],
+  outs: readonly Expr[],
+  host: { load(e: Expr): string | undefined },
+  bind: (e: Expr, a: "read" | "write") => string,
+): { ir: AttentionKernelIR; ops: Set<Expr> } {
+  const [q, k, v] = e.src as [Expr, Expr, Expr];
+  const r = q.shape.length;
+  const lead = q.shape.slice(0, -2);
+  const bh = numel(lead);
+  const tq = q.shape[r - 2]!, dk = q.shape[r - 1]!, tk = k.shape[r - 2]!, dv = v.shape[r - 1]!;
+  const ops = new Set<Expr>();
+  const lIdx = (b: Lin) => delinearize(b, lead);
+  const ld = (x: Expr, t: number, d: number) =>
+    bodyOf(
+      host,
+      [["bh", bh], ["t", t], ["c", d]],
+      (L, [b, ti, c]) => L.val(x, [...lIdx(b!), ti!, c!]),
+      ops,
+    );
+  const store = bodyOf(host, [["bh", bh], ["t", tq], ["c", dv]], (L, [b, ti, c]) => {
+    epilogue(L, e, [...lIdx(b!), ti!, c!], { r: "v", name: "o", dtype: e.dtype }, R, outs, bind);
+    return undefined;
+  }, ops);
+  const arg = e.arg as { causal: boolean; scale: number };
+  return {
+    ir: {
+      kind: "attention",
+      bh,
+      tq,
+      tk,
+      dk,
+      dv,
+      causal: arg.causal,
+      scale: arg.scale,
+      q: ld(q, tq, dk),
+      k: ld(k, tk, dk),
+      v: ld(v, tk, dv),
+      store,
+    },
+    ops,
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+function finish(
+  ctx: Ctx,
+  kernels: Built[],
+  roots: readonly Expr[],
+  nOut: number,
+  updNames: readonly string[],
+): Plan {
+  const nodes = ctx.valueNodes;
+  const produced = new Map<number, Built>();
+  for (const k of kernels) for (const o of k.outputs) produced.set(o, k);
+  const outSet = new Set(roots.map((r) => nodes.indexOf(r)));
+  const values: Value[] = nodes.map((node, id) => ({
+    id,
+    node,
+    role: node.op === "input"
+      ? "input"
+      : node.op === "param"
+      ? "param"
+      : outSet.has(id)
+      ? "output"
+      : "temp",
+    dtype: node.dtype,
+    numel: numel(node.shape),
+    reason: ctx.M.get(node) ?? node.op,
+  }));
+  // a leaf (or a value no kernel writes) that is an output needs a copy kernel:
+  // roots are materialised, and loop kernels copy leaves, so this cannot happen
+  for (const r of roots) {
+    const id = nodes.indexOf(r);
+    if (!produced.has(id) && !isLoadedLeaf(r)) {
+      throw new Error(`Internal error: output ${describe(r)} is produced by no kernel`);
+    }
+  }
+  const updates = updNames.map((name, i) => {
+    const v = nodes.indexOf(roots[nOut + i]!);
+    const p = nodes.findIndex((n) => n.op === "param" && (n.arg as { name: string }).name === name);
+    return { param: p, value: v };
+  });
+  return {
+    values,
+    kernels,
+    outputs: roots.slice(0, nOut).map((r) => nodes.indexOf(r)),
+    updates,
+    roots,
+  };
+}
