@@ -52,3 +52,4 @@ export * from "./placements.ts";
 export * from "./init.ts";
 export * from "./model.ts";
 export * from "./explain.ts";
+export * from "./equiv.ts";
