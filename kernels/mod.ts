@@ -151,7 +151,8 @@ export async function compile(
     opts.debug ? rt.pipeline(CHECK_WGSL, "debug_check") : Promise.resolve(undefined),
   ]);
   const compileMs = performance.now() - t0;
-  return new GpuProgram({
+  rt.device.pushErrorScope("validation");
+  const prog = new GpuProgram({
     runtime: rt,
     plan,
     buffers,
@@ -161,6 +162,14 @@ export async function compile(
     debug: debugPipe ? { pipeline: debugPipe, code: CHECK_WGSL } : undefined,
     compileMs,
   });
+  const err = await rt.device.popErrorScope();
+  if (err) {
+    prog[Symbol.dispose]();
+    throw new Error(
+      `Cannot compile: creating the program's buffers and bind groups failed: ${err.message}`,
+    );
+  }
+  return prog;
 }
 
 /** Options for {@link explain}. */

@@ -507,12 +507,16 @@ export function emitKernel(k: PlannedKernel, dev: EmitDevice): EmittedKernel {
   const bindings = k.bindings.map((b) => ({ ...b }));
   const kk = { ...k, bindings };
   const ctx: Ctx = { bind: new Map(bindings.map((b) => [b.name, b])), f16: dev.f16Storage };
-  switch (k.ir.kind) {
-    case "loop":
-      return emitLoop(ctx, kk, k.ir, dev);
-    case "matmul":
-      return emitMatmul(ctx, kk, k.ir, dev);
-    case "attention":
-      return emitAttention(ctx, kk, k.ir, dev);
+  const out = k.ir.kind === "loop"
+    ? emitLoop(ctx, kk, k.ir, dev)
+    : k.ir.kind === "matmul"
+    ? emitMatmul(ctx, kk, k.ir, dev)
+    : emitAttention(ctx, kk, k.ir, dev);
+  // "auto" layouts drop unused bindings, which would break the bind group
+  for (const b of out.bindings) {
+    if (!new RegExp(`\\b${b.name}\\[`).test(out.code)) {
+      throw new Error(`Internal error: kernel ${k.name} declares ${b.name} but never uses it`);
+    }
   }
+  return out;
 }

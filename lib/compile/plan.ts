@@ -697,9 +697,9 @@ function buildKernels(ctx: Ctx): Built[] {
     const { list, bind } = mkBindings();
     for (const o of outs) bind(o, "write");
     const loadHost = {
-      load: (n: Expr) => {
+      load: (n: Expr, peek = false) => {
         if (R.includes(n) && n !== e) return undefined;
-        if (ctx.M.has(n) || isLoadedLeaf(n)) return bind(n, "read");
+        if (ctx.M.has(n) || isLoadedLeaf(n)) return peek ? "?" : bind(n, "read");
         return undefined;
       },
     };
@@ -865,11 +865,11 @@ function bodyOf(
 function direct(
   e: Expr,
   idx: readonly Lin[],
-  host: { load(e: Expr): string | undefined },
-): { buf: string; idx: Lin } | undefined {
+  loaded: (e: Expr) => boolean,
+): { base: Expr; idx: Lin } | undefined {
   let b = e;
   let ix: Lin[] = [...idx];
-  for (;;) {
+  while (!loaded(b)) {
     if (b.op === "reshape") {
       ix = reshapeIndex(ix, b.shape, b.src[0]!.shape);
       b = b.src[0]!;
@@ -877,19 +877,17 @@ function direct(
       const s = b.src[0]!;
       ix = s.shape.map((d, a) => (d === 1 ? add(0) : ix[a]!));
       b = s;
-    } else break;
+    } else return undefined;
   }
   if (b.dtype !== "f32") return undefined;
-  const buf = host.load(b);
-  if (!buf) return undefined;
-  return { buf, idx: linearize(ix, b.shape) };
+  return { base: b, idx: linearize(ix, b.shape) };
 }
 
 function lowerMatmul(
   e: Expr,
   R: readonly Expr[],
   outs: readonly Expr[],
-  host: { load(e: Expr): string | undefined },
+  host: { load(e: Expr, peek?: boolean): string | undefined },
   bind: (e: Expr, a: "read" | "write") => string,
 ): { ir: MatmulKernelIR; ops: Set<Expr> } {
   const [A, B] = e.src as [Expr, Expr];
@@ -916,10 +914,15 @@ function lowerMatmul(
     return undefined;
   }, ops);
   const bv = ivar("b", batch), iv = ivar("i", m), kv = ivar("kk", k), jv = ivar("j", n);
-  let aDirect = direct(A, [...bIdx(bv), iv, kv], host);
-  if (aDirect && !aligned(aDirect.idx, "kk")) aDirect = undefined;
-  let bDirect = direct(B, [...bIdx(bv), kv, jv], host);
-  if (bDirect && (!aligned(bDirect.idx, "j") || n % 4 !== 0)) bDirect = undefined;
+  const isLoaded = (x: Expr) => host.load(x, true) !== undefined;
+  const da = direct(A, [...bIdx(bv), iv, kv], isLoaded);
+  const aDirect = da && aligned(da.idx, "kk")
+    ? { buf: host.load(da.base)!, idx: da.idx }
+    : undefined;
+  const db = direct(B, [...bIdx(bv), kv, jv], isLoaded);
+  const bDirect = db && aligned(db.idx, "j") && n % 4 === 0
+    ? { buf: host.load(db.base)!, idx: db.idx }
+    : undefined;
   return {
     ir: { kind: "matmul", batch, m, n, k, a, b: bb, store, aDirect, bDirect },
     ops,
