@@ -85,8 +85,8 @@ export function summarizeLog(log: TrainingLog, options: ReportOptions = {}): Var
   return log.variants.map((v) => {
     const ema = smoothEma(v.trainLoss, options.emaAlpha ?? 0.9);
     const finalTrain = lastFinite(ema);
-    const vals = v.valLoss.filter(Number.isFinite);
-    const bestVal = vals.length > 0 ? Math.min(...vals) : NaN;
+    let bestVal = NaN;
+    for (const x of v.valLoss) if (Number.isFinite(x) && !(x >= bestVal)) bestVal = x;
     const ref = Number.isFinite(bestVal) ? bestVal : finalTrain;
     const bad = v.trainLoss.findIndex((x) => !Number.isFinite(x));
     return {

@@ -190,6 +190,9 @@ function text(
   return `<text x="${f1(x)}" y="${f1(y)}"${attrs ? " " + attrs : ""}>${escapeXml(s)}</text>`;
 }
 
+const MAX = Number.MAX_VALUE;
+const clampF = (v: number) => Math.min(MAX, Math.max(-MAX, v));
+
 function niceStep(range: number, target: number): number {
   const raw = range / Math.max(1, target);
   const p = Math.pow(10, Math.floor(Math.log10(raw)));
@@ -197,27 +200,71 @@ function niceStep(range: number, target: number): number {
   return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
 }
 
+/** Nice linear ticks in [lo, hi]; bounded, so any finite range terminates. */
 function linearTicks(lo: number, hi: number, target = 5): number[] {
-  const st = niceStep(hi - lo, target);
+  const st = niceStep(hi / 2 - lo / 2, target / 2); // halves: the range may overflow
+  const first = Math.ceil(lo / st), last = Math.floor(hi / st);
+  const count = last - first + 1;
+  if (!(st > 0) || !Number.isFinite(st) || !(count >= 1 && count <= 50)) {
+    return [lo, hi].filter(Number.isFinite);
+  }
   const out: number[] = [];
-  for (let v = Math.ceil(lo / st) * st; v <= hi + st * 1e-9; v += st) {
-    out.push(Math.abs(v) < st * 1e-9 ? 0 : Number(v.toPrecision(12)));
+  for (let k = first; k <= last; k++) {
+    const v = k * st;
+    out.push(k === 0 ? 0 : Number(v.toPrecision(12)));
   }
   return out;
 }
 
-function logTicks(lo: number, hi: number): number[] {
-  const a = Math.floor(Math.log10(lo)), b = Math.ceil(Math.log10(hi));
-  const mults = b - a <= 2 ? [1, 2, 5] : [1];
-  const out: number[] = [];
-  for (let e = a; e <= b; e++) {
-    for (const m of mults) {
-      const v = Number((m * Math.pow(10, e)).toPrecision(12));
-      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push(v);
-    }
+/** A y or x axis: maps values to [0, 1] and gives tick values. */
+interface Axis {
+  map(v: number): number;
+  ticks(): number[];
+}
+
+/**
+ * A linear axis over [lo, hi] (finite), widened when degenerate and padded a
+ * little. Works in halves so ranges near ±MAX_VALUE do not overflow.
+ */
+function linearAxis(lo: number, hi: number, pad: number): Axis {
+  if (!(hi / 2 - lo / 2 > Math.max(Math.abs(lo), Math.abs(hi)) * 1e-12)) {
+    const c = lo / 2 + hi / 2;
+    const w = Math.abs(c) > 0 ? Math.abs(c) * 0.05 : 1;
+    [lo, hi] = [clampF(c - w), clampF(c + w)];
   }
-  // A narrow range (less than a decade) gets linear ticks, still placed on the log axis.
-  return out.length >= 3 ? out : linearTicks(lo, hi).filter((v) => v > 0);
+  const half = hi / 2 - lo / 2;
+  [lo, hi] = [clampF(lo - 2 * half * pad), clampF(hi + 2 * half * pad)];
+  const h = hi / 2 - lo / 2;
+  return { map: (v) => (v / 2 - lo / 2) / h, ticks: () => linearTicks(lo, hi) };
+}
+
+/** A log axis over positive finite [lo, hi], computed in log space (no under/overflow). */
+function logAxis(lo: number, hi: number, pad: number): Axis {
+  let L0 = Math.log(lo), L1 = Math.log(hi);
+  if (!(L1 - L0 > 1e-9)) [L0, L1] = [L0 - Math.LN2, L1 + Math.LN2];
+  const d = L1 - L0;
+  [L0, L1] = [L0 - d * pad, L1 + d * pad];
+  const ticks = () => {
+    const a = Math.ceil(L0 / Math.LN10 - 1e-9), b = Math.floor(L1 / Math.LN10 + 1e-9);
+    const decades = b - a + 1;
+    const out: number[] = [];
+    if (decades >= 1) {
+      const every = Math.max(1, Math.ceil(decades / 10));
+      const mults = decades <= 3 ? [1, 2, 5] : [1];
+      for (let e = a - 1; e <= b; e += e < a ? 1 : every) {
+        for (const m of mults) {
+          const v = Number((m * Math.pow(10, e)).toPrecision(12));
+          const lv = Math.log(v);
+          if (v > 0 && Number.isFinite(v) && lv >= L0 - 1e-12 && lv <= L1 + 1e-12) out.push(v);
+        }
+      }
+    }
+    if (out.length >= 3) return out;
+    // Less than a decade: linear ticks, still placed on the log axis.
+    const lin = linearTicks(Math.exp(L0), Math.exp(L1)).filter((v) => v > 0);
+    return lin.length >= 2 ? lin : out;
+  };
+  return { map: (v) => (Math.log(v) - L0) / (L1 - L0), ticks };
 }
 
 /** Reduces a long series to per-bucket (min, max) pairs, keeping order and shape. */
@@ -276,20 +323,10 @@ export function lineChartPanel(spec: LineChartSpec): Panel {
   }
   const empty = !(x0 <= x1 && y0 <= y1);
   if (empty) [x0, x1, y0, y1] = [0, 1, logY ? 1 : 0, logY ? 10 : 1];
-  if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
-  if (y0 === y1) [y0, y1] = logY ? [y0 / 2, y1 * 2] : [y0 - 1, y1 + 1];
-  // A little headroom.
-  if (logY) {
-    const pad = Math.pow(y1 / y0, 0.04);
-    [y0, y1] = [y0 / pad, y1 * pad];
-  } else {
-    const pad = (y1 - y0) * 0.04;
-    [y0, y1] = [y0 - pad, y1 + pad];
-  }
-  const fy = logY ? (v: number) => Math.log(v) : (v: number) => v;
-  const Y0 = fy(y0), Y1 = fy(y1);
-  const px = (x: number) => L + ((x - x0) / (x1 - x0)) * pw;
-  const py = (y: number) => T + ph - ((fy(y) - Y0) / (Y1 - Y0)) * ph;
+  const ax = linearAxis(x0, x1, 0);
+  const ay = logY ? logAxis(y0, y1, 0.04) : linearAxis(y0, y1, 0.04);
+  const px = (x: number) => L + ax.map(x) * pw;
+  const py = (y: number) => T + ph - ay.map(y) * ph;
 
   const out: string[] = [];
   out.push(text(L, 20, spec.title, `class="title" font-size="14" font-weight="bold"`));
@@ -298,7 +335,7 @@ export function lineChartPanel(spec: LineChartSpec): Panel {
       `stroke-width="0.8"/>`,
   );
   // Axes ticks and grid.
-  for (const v of logY ? logTicks(y0, y1) : linearTicks(y0, y1)) {
+  for (const v of ay.ticks()) {
     const y = py(v);
     out.push(
       `<line x1="${L}" y1="${f1(y)}" x2="${L + pw}" y2="${f1(y)}" stroke="#e5e5e5" ` +
@@ -306,7 +343,7 @@ export function lineChartPanel(spec: LineChartSpec): Panel {
     );
     out.push(text(L - 6, y + 4, formatNumber(v), `font-size="10" text-anchor="end"`));
   }
-  for (const v of linearTicks(x0, x1, 6)) {
+  for (const v of ax.ticks()) {
     const x = px(v);
     out.push(
       `<line x1="${f1(x)}" y1="${T + ph}" x2="${f1(x)}" y2="${T + ph + 4}" stroke="#999"/>`,
