@@ -60,6 +60,8 @@ export function rootBlock(binds: readonly string[]): Block {
 export interface LowerHost {
   /** the binding name a node is read from, or undefined when it is computed here */
   load(e: Expr): string | undefined;
+  /** a stable name for a node in comments (default `%id`) */
+  label?(e: Expr): string;
 }
 
 const lowest = (d: DType): number => isFloat(d) ? -Infinity : d === "i32" ? -2147483648 : 0;
@@ -330,7 +332,12 @@ export class Lowerer {
     const buf = e.op === "const" || e.op === "iota" ? undefined : this.#host.load(e);
     if (buf !== undefined) {
       const at = this.#place(idx, []);
-      return this.#let(at, e.dtype, { e: "load", buf, idx: linearize(idx, e.shape) }, loadNote(e));
+      return this.#let(
+        at,
+        e.dtype,
+        { e: "load", buf, idx: linearize(idx, e.shape) },
+        this.#note(e),
+      );
     }
     if (!this.#owner) this.ops.add(e);
     switch (OP_KIND[e.op]) {
@@ -381,6 +388,11 @@ export class Lowerer {
       case "dot":
         throw new Error("Internal error: dot must be its own kernel here");
     }
+  }
+
+  #note(e: Expr): string {
+    if (e.op === "input" || e.op === "param") return `${e.op} "${leafName(e)}"`;
+    return `${this.#host.label?.(e) ?? `%${e.id}`} ${e.op}`;
   }
 
   #reduce(e: Expr, idx: readonly Lin[]): Ref {
@@ -513,9 +525,4 @@ function keyOf(e: Expr, idx: readonly Lin[]): string {
 
 function leafName(e: Expr): string {
   return (e.arg as { name?: string } | null)?.name ?? e.op;
-}
-
-function loadNote(e: Expr): string {
-  if (e.op === "input" || e.op === "param") return `${e.op} "${leafName(e)}"`;
-  return `%${e.id} ${e.op}`;
 }

@@ -216,10 +216,14 @@ const isAnchor = (e: Expr): boolean => e.op === "dot" || e.op === "attention";
 const isLoadedLeaf = (e: Expr): boolean => e.op === "input" || e.op === "param";
 const isReduction = (e: Expr): boolean => e.op === "sum" || e.op === "rmax" || e.op === "norm";
 
+/** Local node numbers (topological position) so names do not depend on global ids. */
+let NUM: ReadonlyMap<Expr, number> = new Map();
+const num = (e: Expr): string => `%${NUM.get(e) ?? `#${e.id}`}`;
+
 function describe(e: Expr): string {
   const a = e.arg as { name?: string; kind?: string } | null;
   const extra = a?.name !== undefined ? ` "${a.name}"` : a?.kind !== undefined ? `(${a.kind})` : "";
-  return `%${e.id} ${e.op}${extra} ${e.dtype}${fmtShape(e.shape)}`;
+  return `${num(e)} ${e.op}${extra} ${e.dtype}${fmtShape(e.shape)}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -371,6 +375,7 @@ export function plan(outputs: readonly Expr[], opts: PlanOptions): Plan {
   }
   const order = toposort(roots);
   const pos = new Map(order.map((e, i) => [e, i]));
+  NUM = pos;
   const users = new Map<Expr, Expr[]>();
   for (const e of order) for (const s of e.src) users.set(s, [...(users.get(s) ?? []), e]);
   const ctx: Ctx = {
@@ -571,6 +576,7 @@ function lowerLoop(
 } {
   const produced = new Set(outs);
   const host = {
+    label: num,
     load: (e: Expr) => {
       if (produced.has(e) && OP_KIND[e.op] !== "leaf") return undefined;
       if (ctx.M.has(e) && !produced.has(e)) return load(e) ?? "_";
@@ -697,13 +703,14 @@ function buildKernels(ctx: Ctx): Built[] {
     const { list, bind } = mkBindings();
     for (const o of outs) bind(o, "write");
     const loadHost = {
+      label: num,
       load: (n: Expr, peek = false) => {
         if (R.includes(n) && n !== e) return undefined;
         if (ctx.M.has(n) || isLoadedLeaf(n)) return peek ? "?" : bind(n, "read");
         return undefined;
       },
     };
-    const name = `k${kid++}_${e.op === "dot" ? "matmul" : "attention"}_${e.id}`;
+    const name = `k${kid++}_${e.op === "dot" ? "matmul" : "attention"}_${NUM.get(e)}`;
     const ops = new Set<Expr>();
     let ir: MatmulKernelIR | AttentionKernelIR;
     let work = 0;
@@ -737,7 +744,7 @@ function buildKernels(ctx: Ctx): Built[] {
     for (const o of outs) bind(o, "write");
     const lk = lowerLoop(ctx, outs, (n) => bind(n, outs.includes(n) ? "write" : "read"));
     const kind = lk.ir.rowLength > 1 ? "row" : [...lk.ops].some(isReduction) ? "reduce" : "map";
-    const name = `k${kid++}_${kind}_${outs[0]!.id}`;
+    const name = `k${kid++}_${kind}_${NUM.get(outs[0]!)}`;
     const why = [
       kind === "row"
         ? `row kernel: ${lk.ir.count} rows of ${lk.ir.rowLength}, reductions computed once per row`
@@ -802,8 +809,10 @@ function finishKernel(
     bindings,
     outputs: outs.map((o) => valueOf.get(o)!),
     inputs: bindings.filter((b) => b.access === "read").map((b) => b.buffer),
-    ops: [...ops].filter((o) => OP_KIND[o.op] !== "leaf").sort((a, b) => a.id - b.id).map(
-      (o) => `%${o.id} ${o.op}${o.op === "norm" ? `(${(o.arg as { kind: string }).kind})` : ""}`,
+    ops: [...ops].filter((o) => OP_KIND[o.op] !== "leaf").sort((a, b) =>
+      (NUM.get(a) ?? a.id) - (NUM.get(b) ?? b.id)
+    ).map(
+      (o) => `${num(o)} ${o.op}${o.op === "norm" ? `(${(o.arg as { kind: string }).kind})` : ""}`,
     ),
     why: [...why, ...reasons],
     work,
@@ -848,7 +857,7 @@ function bindingName(e: Expr, v: number): string {
 // Matmul and attention hooks
 
 function bodyOf(
-  host: { load(e: Expr): string | undefined },
+  host: { load(e: Expr): string | undefined; label?(e: Expr): string },
   vars: readonly [string, number][],
   f: (L: Lowerer, v: Lin[]) => Ref | undefined,
   ops: Set<Expr>,
@@ -887,7 +896,7 @@ function lowerMatmul(
   e: Expr,
   R: readonly Expr[],
   outs: readonly Expr[],
-  host: { load(e: Expr, peek?: boolean): string | undefined },
+  host: { load(e: Expr, peek?: boolean): string | undefined; label?(e: Expr): string },
   bind: (e: Expr, a: "read" | "write") => string,
 ): { ir: MatmulKernelIR; ops: Set<Expr> } {
   const [A, B] = e.src as [Expr, Expr];
@@ -983,7 +992,7 @@ function lowerAttention(
   e: Expr,
   R: readonly Expr[],
   outs: readonly Expr[],
-  host: { load(e: Expr): string | undefined },
+  host: { load(e: Expr): string | undefined; label?(e: Expr): string },
   bind: (e: Expr, a: "read" | "write") => string,
 ): { ir: AttentionKernelIR; ops: Set<Expr> } {
   const [q, k, v] = e.src as [Expr, Expr, Expr];

@@ -1,0 +1,121 @@
+/**
+ * Golden tests of the fusion plan (kernels, the ops in each, why each
+ * boundary exists, buffers, dispatch sizes) and of the emitted WGSL for a
+ * Pre-LN transformer block. Pure: planning and emission need no GPU.
+ *
+ * Refresh after an intended change with:
+ *
+ * ```sh
+ * UPDATE_GOLDEN=1 deno test --allow-read --allow-write --allow-env tests/compile_golden_test.ts
+ * ```
+ *
+ * Matmul kernels are recorded up to the template (their prelude: bindings and
+ * the prologue/epilogue hooks), since kernels/matmul.ts has its own owner.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { decompose, type Expr, OP_KIND, toposort } from "../lib/ir/mod.ts";
+import { plan } from "../lib/compile/plan.ts";
+import { planBuffers } from "../lib/compile/buffers.ts";
+import { type EmitDevice, emitKernel } from "../kernels/wgsl.ts";
+import { preLnBlock } from "./golden/preln.ts";
+
+const DEV: EmitDevice = {
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupSizeY: 256,
+  maxComputeWorkgroupsPerDimension: 65535,
+  description: "llvmpipe (golden)",
+  isFallbackAdapter: true,
+  f16Storage: false,
+};
+const DIMS = { b: 2, t: 6, d: 16, h: 2, f: 32 };
+const UPDATE = Deno.env.get("UPDATE_GOLDEN") === "1";
+const dir = new URL("./golden/", import.meta.url);
+
+async function golden(file: string, text: string): Promise<void> {
+  const url = new URL(file, dir);
+  if (UPDATE) {
+    await Deno.writeTextFile(url, text);
+    return;
+  }
+  let want: string;
+  try {
+    want = await Deno.readTextFile(url);
+  } catch {
+    throw new Error(`golden file ${file} is missing; create it with UPDATE_GOLDEN=1`);
+  }
+  if (want !== text) {
+    const a = want.split("\n"), b = text.split("\n");
+    const i = a.findIndex((l, j) => l !== b[j]);
+    throw new Error(
+      `${file} differs at line ${i + 1}:\n  golden: ${a[i]}\n  now:    ${b[i]}\n` +
+        `refresh with UPDATE_GOLDEN=1 if the change is intended`,
+    );
+  }
+}
+
+function planText(outputs: readonly Expr[], fusion: boolean): { text: string; wgsl: string } {
+  const p = plan(outputs, { fusion, maxBindings: 8 });
+  const bufs = planBuffers(p, () => 4);
+  const L: string[] = [];
+  const W: string[] = [];
+  L.push(
+    `${p.kernels.length} kernels; ${bufs.slotBytes.length} buffer slots, ` +
+      `${bufs.slotBytes.reduce((a, b) => a + b, 0)} bytes (${bufs.unsharedBytes} without reuse)`,
+  );
+  for (const k of p.kernels) {
+    const e = emitKernel(k, DEV);
+    L.push("");
+    L.push(`${k.name} dispatch ${e.dispatch.join("x")} wg ${e.workgroupSize.join("x")}`);
+    L.push(`  ops: ${k.ops.join(", ")}`);
+    for (const w of k.why) L.push(`  why: ${w}`);
+    for (const b of k.bindings) {
+      L.push(
+        `  ${b.access} ${b.name} ${b.dtype}x${p.values[b.buffer]!.numel} slot ${
+          bufs.slotOf[b.buffer]
+        }`,
+      );
+    }
+    const code = k.ir.kind === "matmul" ? e.code.split("\n@compute")[0]! : e.code;
+    W.push(`// ===== ${k.name} =====`, code.trimEnd(), "");
+  }
+  return { text: L.join("\n") + "\n", wgsl: W.join("\n") };
+}
+
+Deno.test("plan() of a Pre-LN block matches the golden plan and WGSL", async () => {
+  const { text, wgsl } = planText([preLnBlock(DIMS)], true);
+  await golden("preln_plan.txt", text);
+  await golden("preln_wgsl.txt", wgsl);
+});
+
+Deno.test("plan() fuses a Pre-LN block into 2 row kernels, 6 matmuls and 1 attention", () => {
+  const p = plan([preLnBlock(DIMS)], { fusion: true, maxBindings: 8 });
+  const kinds = p.kernels.map((k) => k.ir.kind);
+  assert.equal(kinds.filter((k) => k === "attention").length, 1);
+  assert.equal(kinds.filter((k) => k === "matmul").length, 6);
+  assert.equal(kinds.filter((k) => k === "loop").length, 2);
+  // no value of the T×T score size reaches memory
+  const scores = DIMS.b * DIMS.h * DIMS.t * DIMS.t;
+  assert.ok(p.values.every((v) => v.role !== "temp" || v.numel !== scores));
+  // every boundary says why
+  for (const k of p.kernels) assert.ok(k.why.length >= 2, k.name);
+});
+
+Deno.test("plan({ fusion: false }) makes one kernel per primitive op", () => {
+  const out = preLnBlock(DIMS);
+  const p = plan([out], { fusion: false, maxBindings: 8 });
+  const prims = toposort(decompose([out])).filter((e) =>
+    OP_KIND[e.op] !== "leaf" && e.op !== "reshape"
+  );
+  assert.equal(p.kernels.length, prims.length);
+  for (const k of p.kernels) assert.equal(k.outputs.length, 1);
+});
+
+Deno.test("plan() output is deterministic across repeated planning", () => {
+  const a = planText([preLnBlock(DIMS)], true);
+  const b = planText([preLnBlock(DIMS)], true);
+  assert.equal(a.text, b.text);
+  assert.equal(a.wgsl, b.wgsl);
+});
