@@ -6,6 +6,7 @@ import {
   loadCheckpoint,
   readByteCorpus,
   readSafetensors,
+  readSafetensorsHeader,
   saveCheckpoint,
   saveReport,
   writeFileAtomic,
@@ -171,6 +172,19 @@ Deno.test("readSafetensors() names the file in errors; writeSafetensors() round-
     const r = await readSafetensors(q);
     assert.deepEqual([...r.tensors.x!.data], [1, 2]);
     assert.deepEqual(r.metadata, { a: "b" });
+    // Header only: entries and metadata without the data.
+    const h = await readSafetensorsHeader(q);
+    assert.deepEqual(h.metadata, { a: "b" });
+    assert.deepEqual(h.entries.map((e) => [e.name, e.dtype, [...e.shape], [...e.offsets]]), [
+      ["x", "I32", [2], [0, 8]],
+    ]);
+    assert.equal(h.dataStart + 8, (await Deno.stat(q)).size);
+    await assert.rejects(() => readSafetensorsHeader(p), /fewer than the 8-byte header length/);
+    const full = await Deno.readFile(q);
+    await Deno.writeFile(p, full.subarray(0, 20));
+    await assert.rejects(() => readSafetensorsHeader(p), /it is truncated/);
+    await Deno.writeFile(p, full.subarray(0, full.length - 1));
+    await assert.rejects(() => readSafetensorsHeader(p), /past the end of the 7-byte data buffer/);
   });
 });
 

@@ -19,8 +19,11 @@ import {
   decodeSafetensors,
   encodeSafetensors,
   type EncodeSafetensorsOptions,
+  parseSafetensorsHeader,
   type SafetensorsContents,
   type SafetensorsDType,
+  type SafetensorsHeader,
+  safetensorsHeaderLength,
 } from "./safetensors.ts";
 import { renderReportHtml, renderReportSvg, type ReportOptions } from "../report/render.ts";
 import type { TrainingLog } from "../report/log.ts";
@@ -159,6 +162,49 @@ export async function readSafetensors(path: string | URL): Promise<SafetensorsCo
       throw new E(`${e.message} (file ${pathText(path)})`, { cause: e });
     }
     throw e;
+  }
+}
+
+async function readExactly(file: Deno.FsFile, n: number, path: string | URL): Promise<Uint8Array> {
+  const buf = new Uint8Array(n);
+  let off = 0;
+  while (off < n) {
+    const got = await file.read(buf.subarray(off));
+    if (got === null) {
+      throw new RangeError(
+        `Cannot read safetensors: the file ends after ${off} of ${n} header bytes; it is ` +
+          `truncated (file ${pathText(path)})`,
+      );
+    }
+    off += got;
+  }
+  return buf;
+}
+
+/**
+ * Reads and validates only the header of a safetensors file (names, dtypes,
+ * shapes, offsets, metadata) without reading the tensor data: cheap even
+ * for multi-gigabyte files.
+ *
+ * @param path the file
+ * @returns the validated header (`dataStart` is where the data buffer begins)
+ * @throws {TypeError|RangeError} for a malformed header (`Cannot read safetensors: ...`)
+ */
+export async function readSafetensorsHeader(path: string | URL): Promise<SafetensorsHeader> {
+  const file = await Deno.open(path, { read: true });
+  try {
+    const size = (await file.stat()).size;
+    const prefix = await readExactly(file, Math.min(8, size), path);
+    const n = safetensorsHeaderLength(prefix);
+    if (8 + n > size) {
+      throw new RangeError(
+        `Cannot read safetensors: header length N=${n} needs ${8 + n} bytes but the file has ` +
+          `${size}; it is truncated (file ${pathText(path)})`,
+      );
+    }
+    return parseSafetensorsHeader(await readExactly(file, n, path), size - 8 - n);
+  } finally {
+    file.close();
   }
 }
 
