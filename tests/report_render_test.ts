@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   createTrainingLog,
+  displayReport,
   escapeXml,
   formatCount,
   formatDuration,
@@ -206,6 +207,9 @@ Deno.test("renderReportHtml() embeds the SVG panels, a table and the JSON series
   assert.equal(back.variants.length, 2);
   assert.equal(back.variants[1].trainLoss[250], "NaN");
   assert.equal(back.variants[0].trainLoss[3], log.variants[0]!.trainLoss[3]);
+  const bundle = displayReport(log)[Symbol.for("Jupyter.display")]!();
+  assert.equal(bundle["text/html"], html);
+  assert.match(bundle["text/plain"]!, /^pre_ln: step 299, train 1\.\d+/);
 });
 
 Deno.test("lineChartSvg() and heatmapSvg() bound their output size and skip unplottable values", () => {

@@ -184,6 +184,25 @@ Deno.test("encodeSafetensors() rounds BF16 to nearest even and keeps NaN a NaN",
   const nan = dv.getUint16(2 * cases.length, true);
   assert.equal(nan & 0x7f80, 0x7f80);
   assert.notEqual(nan & 0x7f, 0);
+  // float64 input is rounded once: just above or below a tie that f32 cannot resolve.
+  const d = array(
+    Float64Array.from([
+      1 + 2 ** -8 + 2 ** -30,
+      -(1 + 2 ** -8 + 2 ** -30),
+      1 + 2 ** -8 - 2 ** -30,
+      1 + 3 * 2 ** -8 - 2 ** -30,
+    ]),
+    [4],
+  );
+  const b2 = encodeSafetensors({ d }, {}, { dtypes: { d: "BF16" } });
+  const n2 = Number(new DataView(b2.buffer).getBigUint64(0, true));
+  const dv2 = new DataView(b2.buffer, 8 + n2);
+  assert.deepEqual([0, 1, 2, 3].map((i) => dv2.getUint16(2 * i, true)), [
+    0x3f81,
+    0xbf81,
+    0x3f80,
+    0x3f81,
+  ]);
 });
 
 Deno.test("encodeSafetensors() rejects values that do not fit an integer dtype, and bad input", () => {

@@ -161,12 +161,18 @@ function describe(v: unknown): string {
 // ---------------------------------------------------------------------------
 // Float conversions without a native type
 
-/** f32 value → bf16 bits, rounding to nearest even; NaN stays a (quiet) NaN. */
+/** A number → bf16 bits, rounded to nearest even (once); NaN stays a (quiet) NaN. */
 function bf16Bits(v: number, scratch: DataView): number {
   scratch.setFloat32(0, v, true);
   const b = scratch.getUint32(0, true);
   if ((b & 0x7f800000) === 0x7f800000 && (b & 0x007fffff) !== 0) {
     return ((b >>> 16) | 0x0040) & 0xffff; // keep sign and payload top, force quiet
+  }
+  const f = scratch.getFloat32(0, true);
+  if ((b & 0xffff) === 0x8000 && f !== v && Number.isFinite(f)) {
+    // v rounded to f32 landed on a bf16 tie: decide by where v itself lies
+    // (rounding twice, f64 → f32 → bf16, would otherwise break such ties wrongly).
+    return (Math.abs(v) > Math.abs(f) ? (b >>> 16) + 1 : b >>> 16) & 0xffff;
   }
   const lsb = (b >>> 16) & 1;
   return ((b + 0x7fff + lsb) >>> 16) & 0xffff;

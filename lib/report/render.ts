@@ -393,3 +393,33 @@ ${figures}
 </html>
 `;
 }
+
+/** An object Deno's Jupyter kernel displays as a rich HTML report. */
+export interface ReportDisplay {
+  /**
+   * The MIME bundle (`Symbol.for("Jupyter.display")` is `Deno.jupyter.$display`).
+   *
+   * @returns `{"text/html": ..., "text/plain": ...}`
+   */
+  [key: symbol]: () => Record<string, string>;
+}
+
+/**
+ * Wraps a log so that a `deno jupyter` notebook cell shows it as the HTML
+ * report (make it the cell's last expression).
+ *
+ * @param log the training log
+ * @param options title, optimum, smoothing, width
+ * @returns a displayable object
+ */
+export function displayReport(log: TrainingLog, options: ReportOptions = {}): ReportDisplay {
+  return {
+    [Symbol.for("Jupyter.display")]: () => ({
+      "text/html": renderReportHtml(log, options),
+      "text/plain": summarizeLog(log, options).map((s) =>
+        `${s.variant}: step ${s.lastStep}, train ${formatNumber(s.finalTrain)}, ` +
+        `best val ${formatNumber(s.bestVal)}`
+      ).join("\n"),
+    }),
+  };
+}
