@@ -19,3 +19,6 @@
  */
 export * from "./lib/ir/mod.ts";
 export * from "./lib/interpret.ts";
+export * from "./lib/data/mod.ts";
+export * from "./lib/io/mod.ts";
+export * from "./lib/report/mod.ts";
