@@ -15,11 +15,12 @@ import { runStepInterpreted, type TrainStep } from "./step.ts";
 /** What the loop needs from a compiled train step. */
 export interface StepProgram {
   /**
-   * Runs the program once (applying its parameter updates).
+   * Runs the program once (applying its parameter updates), as `Program.run`
+   * of kernels/mod.ts does.
    *
    * @param inputs data inputs by name, including the step input
-   * @param opts `read`: indices of the outputs to read back (others are skipped)
-   * @returns the outputs (those not read may be empty placeholders)
+   * @param opts `read`: indices of the outputs to read back
+   * @returns the selected outputs, in the order selected
    */
   run(
     inputs: Record<string, NDArray>,
@@ -109,7 +110,7 @@ export async function trainLoop(
     );
     if (!reading) continue;
     const values: Record<string, number> = {};
-    names.forEach((n, k) => (values[n] = Number(outs[idx[k]!]!.data[0])));
+    names.forEach((n, k) => (values[n] = Number(outs[k]!.data[0])));
     log.push({ step: t, values });
     await opts.onLog?.(t, values);
     if ((opts.stopOnNonFinite ?? true) && "loss" in values && !Number.isFinite(values.loss)) {
@@ -147,7 +148,7 @@ export function interpretedStepProgram(
   let current: Record<string, NDArray> = { ...values };
   return {
     values: () => ({ ...current }),
-    run(inputs) {
+    run(inputs, opts) {
       const { [step.stepInput]: tArr, ...data } = inputs;
       const t = tArr?.data[0];
       if (t === undefined) {
@@ -159,7 +160,8 @@ export function interpretedStepProgram(
       }
       const r = runStepInterpreted(step, current, data, t);
       current = r.values;
-      return Promise.resolve(step.outputNames.map((n) => r.outputs[n]!));
+      const which = opts?.read ?? step.outputNames.map((_, i) => i);
+      return Promise.resolve(which.map((i) => r.outputs[step.outputNames[i]!]!));
     },
   };
 }
