@@ -17,6 +17,7 @@ import {
   applyPlacement,
   attentionBody,
   buildModel,
+  calibrateFakeLn,
   deepNorm,
   foldDeepNormAlpha,
   foldFakeLn,
@@ -409,5 +410,41 @@ Deno.test("§12 item 12: γ_q ⊙ r, γ_k ⊘ r keeps logits without RoPE; with 
       assert.ok(e > 1e-3, `negative: RoPE with generic r must fail, got ${e}`);
     }),
     fcParams(6),
+  );
+});
+
+Deno.test("calibrateFakeLn() measures each LayerNorm input's mean row std", () => {
+  const cfg: ModelConfig = { vocabSize: 9, dModel: 8, nLayers: 2, nHeads: 2, batch: 2, seqLen: 4 };
+  const pre = buildModel(cfg, preLn());
+  const p = randomParams(pre, 12);
+  const x = ids(cfg, 3);
+  const sig = calibrateFakeLn(pre, p, { ids: x });
+  assert.deepEqual(Object.keys(sig).sort(), [
+    "blocks.0.ln_1.sigma",
+    "blocks.0.ln_2.sigma",
+    "blocks.1.ln_1.sigma",
+    "blocks.1.ln_2.sigma",
+    "ln_f.sigma",
+  ]);
+  // block 0's first norm reads the embeddings: recompute their mean row std by hand
+  const E = nx.toFloat64(p["tok_emb.weight"]!), P = nx.toFloat64(p["pos_emb.weight"]!);
+  let acc = 0;
+  for (let i = 0; i < 8; i++) {
+    const id = x.data[i]!, t = i % 4;
+    const row = Array.from({ length: 8 }, (_, j) => E[id * 8 + j]! + P[t * 8 + j]!);
+    const m = row.reduce((a, v) => a + v, 0) / 8;
+    acc += Math.sqrt(row.reduce((a, v) => a + (v - m) ** 2, 0) / 8);
+  }
+  assertClose(sig["blocks.0.ln_1.sigma"]!.data, [Math.fround(acc / 8)], { atol: 1e-7 });
+  // an LN-free model with these σ̄ and the Pre-LN γ/β runs and stays near Pre-LN at block 0
+  const free = buildModel(cfg, lnFree());
+  const [a, b] = [
+    interpret([free.logits], { ...p, ...sig, ids: x })[0]!.data,
+    interpret([pre.logits], { ...p, ids: x })[0]!.data,
+  ];
+  assert.ok(a.every(Number.isFinite) && maxErr(a, b) < maxAbs(b));
+  assert.throws(
+    () => calibrateFakeLn(buildModel(cfg, preLn({ affine: false })), p, { ids: x }),
+    /no γ/,
   );
 });

@@ -22,7 +22,8 @@
 import { array, type NDArray, toFloat64 } from "../ir/array.ts";
 import { broadcastTo, gather, mean, sub } from "../ir/builders.ts";
 import type { FloatDType } from "../ir/dtype.ts";
-import { type Expr, mk, type OpArgs, withSrc } from "../ir/expr.ts";
+import { type Expr, mk, type OpArgs, toposort, withSrc } from "../ir/expr.ts";
+import { interpret } from "../interpret.ts";
 import { rewrite } from "../rewrite/driver.ts";
 import { pat } from "../rewrite/pattern.ts";
 import { rule, ruleSet } from "../rewrite/rules.ts";
@@ -552,4 +553,55 @@ export function foldDeepNormAlpha(cfg: ModelConfig, params: ParamMap, alpha: num
     }
   }
   return { config: cfg, placement: postLn({ eps: c.eps / (alpha * alpha) }), params: o };
+}
+
+/**
+ * Measures FakeLN's σ̄ for every norm of a Pre-LN model: the average, over
+ * the rows of a calibration batch, of the standard deviation of that norm's
+ * input (Heimersheim 2024, spec §7). Bind the result with an LN-free model
+ * (`lnFree()`) built from the same config, with the Pre-LN γ/β.
+ *
+ * @param model a Pre-LN model with affine LayerNorms (sites are read from γ)
+ * @param params its parameters
+ * @param inputs a calibration batch (`ids`)
+ * @returns `<site>.sigma` scalars (f32, shape `[]`) for every norm site
+ * @throws {TypeError} when a norm has no γ to name its site
+ */
+export function calibrateFakeLn(
+  model: Pick<Model, "logits">,
+  params: ParamMap,
+  inputs: Readonly<Record<string, NDArray>>,
+): ParamMap {
+  const sites: { site: string; x: Expr }[] = [];
+  const norms = new Set<Expr>();
+  for (const e of toposort([model.logits])) {
+    if (e.op === "norm") norms.add(e);
+    if (e.op !== "mul" || e.src[0]!.op !== "norm") continue;
+    let g = e.src[1]!;
+    while (g.op === "reshape" || g.op === "expand") g = g.src[0]!;
+    const name = g.op === "param" ? (g.arg as OpArgs["param"]).name : "";
+    if (!name.endsWith(".weight")) continue;
+    sites.push({ site: name.slice(0, -".weight".length), x: e.src[0]!.src[0]! });
+    norms.delete(e.src[0]!);
+  }
+  if (norms.size) {
+    throw new TypeError(
+      `Cannot calibrate FakeLN: ${norms.size} norm(s) have no γ parameter to name their site`,
+    );
+  }
+  const vals = interpret(sites.map((s) => s.x), { ...params, ...inputs });
+  const o: ParamMap = {};
+  sites.forEach((s, i) => {
+    const v = vals[i]!.data, d = s.x.shape[s.x.shape.length - 1]!;
+    let acc = 0;
+    for (let r = 0; r < v.length; r += d) {
+      let m = 0, q = 0;
+      for (let j = 0; j < d; j++) m += v[r + j]!;
+      m /= d;
+      for (let j = 0; j < d; j++) q += (v[r + j]! - m) ** 2;
+      acc += Math.sqrt(q / d);
+    }
+    o[`${s.site}.sigma`] = array([acc / (v.length / d)], [], "f32");
+  });
+  return o;
 }
