@@ -505,7 +505,7 @@ export const RULES: { readonly [K in Op]: Rule<K> } = {
     }
     return { dtype: x.dtype, shape: x.shape };
   },
-  attention: (src) => {
+  attention: (src, arg) => {
     arity("attention", src, 3);
     const [q, k, v] = src as [Expr, Expr, Expr];
     const r = q.shape.length;
@@ -516,6 +516,16 @@ export const RULES: { readonly [K in Op]: Rule<K> } = {
     if (!batchOk) fail("attention", src, "leading (batch, head) dims differ");
     if (q.shape[r - 1] !== k.shape[r - 1]) fail("attention", src, "q and k head dims differ");
     if (k.shape[r - 2] !== v.shape[r - 2]) fail("attention", src, "k and v lengths differ");
+    const tq = q.shape[r - 2]!, tk = k.shape[r - 2]!;
+    if (arg.causal && tq > tk) {
+      // Those queries' rows would be softmax over no keys: NaN.
+      throw new RangeError(
+        `Cannot attention ${
+          shapes(src)
+        }: causal attention needs Tk >= Tq (got Tq ${tq}, Tk ${tk}); ` +
+          `query i sees keys j <= i + Tk − Tq, so the first ${tq - tk} queries would see none`,
+      );
+    }
     if (q.dtype !== k.dtype || k.dtype !== v.dtype || !isFloat(q.dtype)) {
       fail("attention", src, "q, k, v must share one float dtype");
     }
