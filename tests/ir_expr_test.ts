@@ -445,6 +445,17 @@ Deno.test("composite rules: norm, attention, residual", () => {
     mk("attention", [q, f("k", [2, 6, 8]), f("v", [2, 6, 5])], { causal: true, scale: 1 }).shape,
     [2, 4, 5],
   );
+  // Causal rows with no visible key would be NaN (softmax over nothing).
+  throwsMsg(
+    () => mk("attention", [q, f("k2", [2, 2, 8]), f("v2", [2, 2, 8])], { causal: true, scale: 1 }),
+    "RangeError",
+    "Cannot attention f32[2,4,8] and f32[2,2,8] and f32[2,2,8]: causal attention needs Tk >= Tq " +
+      "(got Tq 4, Tk 2); query i sees keys j <= i + Tk − Tq, so the first 2 queries would see none",
+  );
+  assert.deepEqual(
+    mk("attention", [q, f("k2", [2, 2, 8]), f("v2", [2, 2, 8])], { causal: false, scale: 1 }).shape,
+    [2, 4, 8],
+  );
   throwsMsg(
     () => mk("residual", [x, f("y", [3])], { hole: "h", role: "mlp", layer: 0 }),
     "TypeError",
