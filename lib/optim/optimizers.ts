@@ -190,6 +190,8 @@ export function oneMinusPow(beta: number, t: Expr<"f32">): Expr<"f32"> {
  * m̂ = m/(1−β₁ᵗ)              v̂ = v/(1−β₂ᵗ)
  * p ← p − lr·(m̂/(√v̂ + ε) + λ·p)     (λ only where `decay(p)`)
  * ```
+ * computed as `p·(1 − lr·λ) − α·m/(√v + ε̂)` with the scalars
+ * `α = lr·√(1−β₂ᵗ)/(1−β₁ᵗ)` and `ε̂ = ε·√(1−β₂ᵗ)` (algebraically equal).
  * State: `opt.m.<name>` and `opt.v.<name>`, starting at 0. The bias
  * corrections use the step input `t` (1-based), computed in the graph.
  *
@@ -232,12 +234,17 @@ export function adamw(opts: AdamWOptions): Optimizer {
       // β = 0 makes the correction 1 − 0ᵗ = 1 (log 0 would be -∞).
       const bc1 = b1 === 0 ? scalar(1) : oneMinusPow(b1, ctx.step);
       const bc2 = b2 === 0 ? scalar(1) : oneMinusPow(b2, ctx.step);
-      let dir: Expr = div(div(m, bc1), add(sqrt(div(v, bc2)), eps));
-      if (wd > 0 && decays(p)) dir = add(dir, mul(p32, wd));
+      // m̂/(√v̂ + ε) = α·m/(√v + ε̂) with α = √bc₂/bc₁ and ε̂ = ε·√bc₂: the
+      // corrections become two scalars, leaving 4 ops per element.
+      const root = sqrt(bc2);
+      const alpha = mul(div(root, bc1), ctx.lr);
+      const step = mul(div(m, add(sqrt(v), mul(root, eps))), alpha);
+      const keep = wd > 0 && decays(p) ? sub(scalar(1), mul(ctx.lr, wd)) : undefined;
+      const next = sub(keep ? mul(p32, keep) : p32, step);
       return {
         [sm.name]: m,
         [sv.name]: v,
-        [name]: cast(sub(p32, mul(dir, ctx.lr)), p.dtype),
+        [name]: cast(next, p.dtype),
       };
     },
   };
