@@ -127,6 +127,12 @@ export interface AttentionKernelIR {
   readonly v: Body;
   /** `att_store(bh, t, c, o)` */
   readonly store: Body;
+  /** operands that are plain f32 buffers with vec4-aligned rows: binding and index of x[bh,t,c] */
+  readonly direct: {
+    readonly q?: { buf: string; idx: Lin };
+    readonly k?: { buf: string; idx: Lin };
+    readonly v?: { buf: string; idx: Lin };
+  };
 }
 
 /** One planned kernel. */
@@ -992,7 +998,7 @@ function lowerAttention(
   e: Expr,
   R: readonly Expr[],
   outs: readonly Expr[],
-  host: { load(e: Expr): string | undefined; label?(e: Expr): string },
+  host: { load(e: Expr, peek?: boolean): string | undefined; label?(e: Expr): string },
   bind: (e: Expr, a: "read" | "write") => string,
 ): { ir: AttentionKernelIR; ops: Set<Expr> } {
   const [q, k, v] = e.src as [Expr, Expr, Expr];
@@ -1014,8 +1020,15 @@ function lowerAttention(
     return undefined;
   }, ops);
   const arg = e.arg as { causal: boolean; scale: number };
+  const isLoaded = (x: Expr) => host.load(x, true) !== undefined;
+  const dir = (x: Expr, t: number, d: number) => {
+    if (d % 4 !== 0) return undefined;
+    const di = direct(x, [...lIdx(ivar("bh", bh)), ivar("t", t), ivar("c", d)], isLoaded);
+    return di && aligned(di.idx, "c") ? { buf: host.load(di.base)!, idx: di.idx } : undefined;
+  };
   return {
     ir: {
+      direct: { q: dir(q, tq, dk), k: dir(k, tk, dk), v: dir(v, tk, dv) },
       kind: "attention",
       bh,
       tq,
