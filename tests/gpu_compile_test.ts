@@ -224,6 +224,31 @@ Deno.test({
 });
 
 Deno.test({
+  name: "f16 and integer values round-trip (f16 stored as f16 only with shader-f16)",
+  ...opts,
+  fn: async () => {
+    const r = await rt();
+    const h = nx.input("h", [5], "f16");
+    const i = nx.input("i", [5], "i32");
+    const y = nx.add(nx.exp(nx.cast(h, "f32")), nx.cast(i, "f32"));
+    const z = nx.cast(nx.mul(h, 2), "f16");
+    const b = nx.less(nx.cast(i, "f32"), y);
+    const bind = {
+      h: nx.array([0.5, -1, 2, 0.25, 0], [5], "f16"),
+      i: nx.array(Int32Array.from([1, -2, 3, 4, -5]), [5], "i32"),
+    };
+    const prog = await compile([y, z, b, nx.mul(i, 3)], { runtime: r });
+    const got = await prog.run(bind);
+    const want = interpret([y, z, b, nx.mul(i, 3)], bind);
+    const tol = { atol: r.f16Storage ? 1e-2 : 1e-5, rtol: r.f16Storage ? 1e-2 : 1e-5 };
+    assertClose(got[0]!.data, want[0]!.data, tol);
+    assertClose(got[1]!.data, want[1]!.data, tol);
+    assert.deepEqual(Array.from(got[2]!.data), Array.from(want[2]!.data));
+    assert.deepEqual(Array.from(got[3]!.data), [3, -6, 9, 12, -15]);
+  },
+});
+
+Deno.test({
   name: "zzz shared runtime teardown",
   ...opts,
   fn: () => {
