@@ -22,3 +22,6 @@ export * from "./lib/interpret.ts";
 export * from "./lib/data/mod.ts";
 export * from "./lib/io/mod.ts";
 export * from "./lib/report/mod.ts";
+export * from "./lib/autodiff/mod.ts";
+export * from "./lib/optim/mod.ts";
+export * from "./lib/train/mod.ts";
