@@ -176,6 +176,10 @@ function fold(count: number, maxDim: number, what: string): [number, number, num
 
 const u = (v: number): string => `${v}u`;
 
+function lines(len: number, f: (i: number) => string): string[] {
+  return Array.from({ length: len }, (_, i) => f(i));
+}
+
 function vecType(w: number): string {
   return w === 1 ? "f32" : `vec${w}<f32>`;
 }
@@ -296,18 +300,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     L.push(`  }`);
   }
+  // Stores run in a loop over rows that shifts the accumulator rows up, so the store hook (which
+  // may hold a long epilogue) is inlined tn times rather than tm·tn times: llvmpipe's compile
+  // time grows with every inlined copy, and private arrays indexed in a loop compile even slower.
   const comp = ["x", "y", "z", "w"];
-  for (let r = 0; r < tm; r++) {
-    L.push(`  if (i0 + ${u(r)} >= iFirst) {`);
-    for (let c = 0; c < groups; c++) {
-      for (let q = 0; q < w; q++) {
-        const j = `j0 + ${u(c * w + q)}`;
-        const v = w === 1 ? acc(r, c) : `${acc(r, c)}.${comp[q]}`;
-        L.push(`    if (${j} >= jFirst) { mm_store(bi, i0 + ${u(r)}, ${j}, ${v}); }`);
-      }
+  L.push(`  for (var r = 0u; r < ${u(tm)}; r++) {
+    let i = i0 + r;
+    if (i >= iFirst) {`);
+  for (let c = 0; c < groups; c++) {
+    for (let q = 0; q < w; q++) {
+      const j = `j0 + ${u(c * w + q)}`;
+      const v = w === 1 ? acc(0, c) : `${acc(0, c)}.${comp[q]}`;
+      L.push(`      if (${j} >= jFirst) { mm_store(bi, i, ${j}, ${v}); }`);
     }
-    L.push(`  }`);
   }
+  L.push(`    }`);
+  for (let r = 0; r + 1 < tm; r++) {
+    L.push(`    ${lines(groups, (c) => `${acc(r, c)} = ${acc(r + 1, c)};`).join(" ")}`);
+  }
+  L.push(`  }`);
   L.push(`}`);
   const loads = `${useA4 ? "vec4" : "scalar"} A, ${useB4 ? "vec4" : "scalar"} B`;
   return {
@@ -338,8 +349,6 @@ function gpuKernel(spec: MatmulSpec, dev: MatmulDeviceInfo): MatmulKernel {
   // A tile stored k-major ([q][row]), B tile [q][col], both as vec4 along rows/columns.
   const aVecs = (bm * bk) / 4, bVecs = (bk * bn) / 4;
   const useB4 = spec.bVec4 && n >= 4;
-  const lines = (len: number, f: (i: number) => string) =>
-    Array.from({ length: len }, (_, i) => f(i));
   const loadA = lines(Math.ceil(aVecs / threads), (l) => {
     const e = `lid + ${u(l * threads)}`;
     const body = `let q = e / ${u(bm / 4)};
