@@ -194,7 +194,7 @@ Deno.test("§12 item 7: DeepNorm LN(αx + G) = Post-LN with G/α and ε/α²", (
       const e = maxErr(run(f.config, postLn(), f.params, x), ref);
       assert.ok(e > 1e-10 * maxAbs(ref) && e < 1e-3 * maxAbs(ref), `unchanged ε: ${e}`);
     }),
-    fcParams(6),
+    fcParams(10),
   );
   // the default α = (2N)^{1/4} (f32-rounded folded weights)
   const cfg: ModelConfig = { vocabSize: 9, dModel: 8, nLayers: 3, nHeads: 2, batch: 1, seqLen: 4 };
@@ -223,7 +223,7 @@ Deno.test("§12 item 8: LayerNorm Scaling = Pre-LN with γ/√l (and β/√l for
         assert.ok(maxErr(run(cfg, preLn({ norm }), p, x), ref) > 1e-3 * maxAbs(ref));
       }
     }),
-    fcParams(8),
+    fcParams(12),
   );
   // negative (§15.2): with LayerNorm, scaling γ but not β is wrong
   const cfg: ModelConfig = { vocabSize: 9, dModel: 8, nLayers: 2, nHeads: 2, batch: 1, seqLen: 4 };
@@ -250,7 +250,7 @@ Deno.test("§12 item 9: FakeLN folds exactly into the next linear layer", () => 
       const lnRef = run(cfg, preLn(), p, x);
       assert.ok(maxErr(lnRef, run(f.config, f.placement, f.params, x)) > 1e-3);
     }),
-    fcParams(8),
+    fcParams(12),
   );
 });
 
@@ -270,7 +270,7 @@ Deno.test("§12 item 10: NormFormer head scale folds into W_O (pre_WO rows, post
       const g = foldHeadScale(cfg, p, { ...o, headScale: other });
       assert.ok(maxErr(run(f.config, f.placement, g.params, x), ref) > 1e-3 * maxAbs(ref));
     }),
-    fcParams(8),
+    fcParams(12),
   );
   assert.throws(
     () =>
@@ -306,7 +306,7 @@ Deno.test("§12 item 13: HybridNorm's γ_v folds into W_O", () => {
       }
       assert.ok(maxErr(run(cfg, hybridNorm(), wrong, x), ref) > 1e-3 * maxAbs(ref));
     }),
-    fcParams(8),
+    fcParams(12),
   );
 });
 
@@ -370,7 +370,7 @@ Deno.test("§12 item 11: QKV-norm attention is invariant to x → c·x, W → c�
         assert.ok(maxErr(at(withEps, hv.map((v) => v * 1e-3), p), refE) > 1e-2 * maxAbs(refE));
       },
     ),
-    fcParams(8),
+    fcParams(12),
   );
 });
 
@@ -409,7 +409,7 @@ Deno.test("§12 item 12: γ_q ⊙ r, γ_k ⊘ r keeps logits without RoPE; with 
       const e = errFor("rope", r);
       assert.ok(e > 1e-3, `negative: RoPE with generic r must fail, got ${e}`);
     }),
-    fcParams(6),
+    fcParams(10),
   );
 });
 

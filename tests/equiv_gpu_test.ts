@@ -5,9 +5,11 @@
  * depth); the compiled Pre-LN is also checked against the float64
  * interpreter. Skipped without a WebGPU adapter.
  *
- * Kept to one small config: on llvmpipe the first run of each new kernel
- * costs seconds, and backward graphs (item 4 in float32) take minutes, so
- * item 4 is checked in float64 only (equiv_prenorm_test.ts).
+ * Kept to one small config and three programs: on llvmpipe with a cold
+ * shader cache the first run of each new kernel costs seconds (this test
+ * took 17 s cold, 1 s warm here), and backward graphs (item 4 in float32)
+ * take minutes, so item 4 and the negative tests run in float64 only
+ * (equiv_prenorm_test.ts).
  *
  * @module
  */
@@ -115,9 +117,6 @@ Deno.test({
         const e = maxErr(got!, ref!);
         assert.ok(e <= tol, `${conv.name} config ${i}: ${e} > ${tol}`);
       }
-      // negative: RMSNorm on the unconverted parameters is far off
-      const [bad] = await gpuRun([buildModel(cfg, preLn({ norm: "rms" })).logits], p, { ids: x });
-      assert.ok(maxErr(bad!, ref!) > 100 * tol);
     }
   },
 });
