@@ -6,3 +6,4 @@
  */
 export * from "./step.ts";
 export * from "./loop.ts";
+export * from "./diagnostics.ts";
