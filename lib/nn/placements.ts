@@ -84,11 +84,11 @@ function nameFor(base: string, s: NormSpec): string {
 /**
  * Pre-RMSNorm: Pre-LN with RMSNorm (spec §4).
  *
- * @param o norm options (ε, affine)
+ * @param o norm options (ε, affine; `norm` may only be "rms" or "identity")
  * @returns the placement
  */
-export function preRms(o: Omit<PlacementOptions, "norm"> = {}): Placement {
-  return preLn({ ...o, norm: "rms" });
+export function preRms(o: PlacementOptions = {}): Placement {
+  return preLn({ ...o, norm: spec("pre-rms", o, "rms", ["rms", "identity"]).kind });
 }
 
 /**
@@ -96,12 +96,10 @@ export function preRms(o: Omit<PlacementOptions, "norm"> = {}): Placement {
  * (spec §4 step 4). Build it from scratch, or convert a Pre-LN model with
  * `toPreCrms`.
  *
- * @param o norm options (ε, affine)
+ * @param o norm options (ε, affine; `norm` may only be "crms" or "identity")
  * @returns the placement (its `compressed` flag narrows the stream)
  */
-export function preCrms(
-  o: Omit<PlacementOptions, "norm"> & { norm?: "crms" | "identity" } = {},
-): Placement {
+export function preCrms(o: PlacementOptions = {}): Placement {
   const s = spec("pre-crms", o, "crms", ["crms", "identity"]);
   return definePlacement("pre-crms", { norm: s, compressed: true }, (k) => [
     k.sublayer((x, f, st) => add(x, f(k.norm(x, st.inNorm)))),
@@ -184,7 +182,13 @@ export function subLn(o: PlacementOptions = {}): Placement {
   ]);
 }
 
-/** DeepNorm constants for an N-layer encoder-only or decoder-only model (spec §1). */
+/**
+ * DeepNorm constants for an N-layer encoder-only or decoder-only model
+ * (spec §1, torchscale): α = (2N)^(1/4), β = (8N)^(-1/4).
+ *
+ * @param nLayers N
+ * @returns α (residual scale) and β (init scale of W_V, W_O, W_1, W_2)
+ */
 export function deepNormConstants(nLayers: number): { alpha: number; beta: number } {
   return { alpha: Math.pow(2 * nLayers, 0.25), beta: Math.pow(8 * nLayers, -0.25) };
 }
@@ -344,11 +348,11 @@ export function hybridNormStar(o: PlacementOptions = {}): Placement {
  * LN-free (Heimersheim 2024): Pre-LN with FakeLN `(x − μ)/σ̄`, σ̄ a frozen
  * constant per norm (`<site>.sigma`; measure it with `calibrateFakeLn`).
  *
- * @param o ε is unused by FakeLN; `affine` keeps γ/β (default true)
+ * @param o `affine` keeps γ/β (default true); `norm` may only be "fake" or "identity"
  * @returns the placement
  */
-export function lnFree(o: Omit<PlacementOptions, "norm"> = {}): Placement {
-  return preLn({ ...o, norm: "fake" });
+export function lnFree(o: PlacementOptions = {}): Placement {
+  return preLn({ ...o, norm: spec("ln-free", o, "fake", ["fake", "identity"]).kind });
 }
 
 /** A placement factory by command-line name. */
@@ -359,7 +363,7 @@ export const PLACEMENTS: Readonly<Record<string, PlacementFactory>> = Object.fre
   "post-ln": (o?: PlacementOptions) => postLn(o),
   "pre-ln": (o?: PlacementOptions) => preLn(o),
   "pre-rms": (o?: PlacementOptions) => preRms(o),
-  "pre-crms": (o?: PlacementOptions) => preCrms(o as never),
+  "pre-crms": (o?: PlacementOptions) => preCrms(o),
   "normformer": (o?: PlacementOptions) => normFormer(o),
   "sub-ln": (o?: PlacementOptions) => subLn(o),
   "deepnorm": (o?: PlacementOptions) => deepNorm(o),
