@@ -355,15 +355,13 @@ function emitMatmul(
   dev: EmitDevice,
 ): EmittedKernel {
   if (ir.aDirect) ctx.bind.get(ir.aDirect.buf)!.vec4 = true;
-  if (ir.bDirect) ctx.bind.get(ir.bDirect.buf)!.vec4 = true;
-  // one binding cannot be both vec4 and scalar-typed; a buffer that is vec4 for A is vec4 everywhere
+  const bVec4 = ir.parts.every((p) => p.bDirect);
+  if (bVec4) { for (const p of ir.parts) ctx.bind.get(p.bDirect!.buf)!.vec4 = true; }
   const P: string[] = [
     header(ctx, k.bindings, [`${k.name}: ${k.why[0]}`, `ops: ${k.ops.join(", ")}`]),
   ];
   P.push("");
   P.push(fnText(ctx, "mm_a", "b: u32, i: u32, kk: u32", ir.a, "f32"));
-  P.push(fnText(ctx, "mm_b", "b: u32, kk: u32, j: u32", ir.b, "f32"));
-  P.push(fnText(ctx, "mm_store", "b: u32, i: u32, j: u32, acc: f32", ir.store, undefined));
   if (ir.aDirect) {
     P.push(
       `fn mm_a4(b: u32, i: u32, kk: u32) -> vec4<f32> {\n  return ${ir.aDirect.buf}[(${
@@ -371,12 +369,52 @@ function emitMatmul(
       }) / 4u];\n}`,
     );
   }
-  if (ir.bDirect) {
+  const b4 = (p: MatmulKernelIR["parts"][number]) =>
+    `${p.bDirect!.buf}[(${linText(p.bDirect!.idx)}) / 4u]`;
+  if (ir.parts.length === 1) {
+    const p = ir.parts[0]!;
+    P.push(fnText(ctx, "mm_b", "b: u32, kk: u32, j: u32", p.b, "f32"));
+    P.push(fnText(ctx, "mm_store", "b: u32, i: u32, j: u32, acc: f32", p.store, undefined));
+    if (bVec4) P.push(`fn mm_b4(b: u32, kk: u32, j: u32) -> vec4<f32> {\n  return ${b4(p)};\n}`);
+  } else {
+    // horizontally fused products: columns [off, off + n) belong to part q
+    const offs: number[] = [];
+    let off = 0;
+    ir.parts.forEach((p, q) => {
+      offs.push(off);
+      off += p.n;
+      P.push(fnText(ctx, `mm_b_${q}`, "b: u32, kk: u32, j: u32", p.b, "f32"));
+      P.push(fnText(ctx, `mm_store_${q}`, "b: u32, i: u32, j: u32, acc: f32", p.store, undefined));
+    });
+    const route = (ret: string, call: (q: number, j: string) => string) => {
+      const L: string[] = [];
+      ir.parts.forEach((p, q) => {
+        const j = offs[q] ? `j - ${U(offs[q]!)}` : "j";
+        const c = call(q, j);
+        if (q === ir.parts.length - 1) L.push(`  ${ret}${c};`);
+        else L.push(`  if (j < ${U(offs[q]! + p.n)}) { ${ret}${c}; ${ret ? "" : "return; "}}`);
+      });
+      return L.join("\n");
+    };
     P.push(
-      `fn mm_b4(b: u32, kk: u32, j: u32) -> vec4<f32> {\n  return ${ir.bDirect.buf}[(${
-        linText(ir.bDirect.idx)
-      }) / 4u];\n}`,
+      `fn mm_b(b: u32, kk: u32, j: u32) -> f32 {\n${
+        route("return ", (q, j) => `mm_b_${q}(b, kk, ${j})`)
+      }\n}`,
     );
+    P.push(
+      `fn mm_store(b: u32, i: u32, j: u32, acc: f32) {\n${
+        route("", (q, j) => `mm_store_${q}(b, i, ${j}, acc)`)
+      }\n}`,
+    );
+    if (bVec4) {
+      const withJ = (q: number, j: string) => {
+        const p = ir.parts[q]!;
+        return `${p.bDirect!.buf}[(${
+          linText(p.bDirect!.idx).replaceAll(/\bj\b/g, `(${j})`)
+        }) / 4u]`;
+      };
+      P.push(`fn mm_b4(b: u32, kk: u32, j: u32) -> vec4<f32> {\n${route("return ", withJ)}\n}`);
+    }
   }
   const mk = matmulKernel(
     {
@@ -386,7 +424,7 @@ function emitMatmul(
       k: ir.k,
       prelude: P.join("\n"),
       aVec4: !!ir.aDirect,
-      bVec4: !!ir.bDirect,
+      bVec4,
     },
     dev,
   );

@@ -53,7 +53,7 @@ function randomGraph(seed: number, prefix: string): Built {
     const x = any();
     const s = x.shape;
     const rank = s.length;
-    const kind = int(0, 15);
+    const kind = int(0, 16);
     let y: E;
     switch (kind) {
       case 0: { // long elementwise chain
@@ -186,6 +186,16 @@ function randomGraph(seed: number, prefix: string): Built {
           a.shape[a.shape.length - 1]! * a.shape[a.shape.length - 2]!,
         );
         y = nx.attention(q, k, v, { causal: r() < 0.5 });
+        break;
+      }
+      case 16: { // sibling matmuls sharing an operand (horizontal fusion), combined or not
+        const k = s[rank - 1]!;
+        const a = rank === 1 ? nx.reshape(x, [1, k]) : x;
+        const nn = int(1, 6);
+        const m1 = nx.matmul(a, leaf([k, nn], true));
+        const m2 = nx.add(nx.matmul(a, leaf([k, nn], true)), leaf([nn], true));
+        reduceLen = Math.max(reduceLen, k);
+        y = r() < 0.5 ? nx.add(m1, m2) : nx.concat([m1, nx.tanh(m2)], -1);
         break;
       }
       default: { // gather rows of a table by integer indices, plus iota masks

@@ -77,28 +77,38 @@ export interface LoopKernel {
   readonly rowLength: number;
 }
 
+/** One product of a matmul kernel (several share A when fused horizontally). */
+export interface MatmulPart {
+  /** its columns (the kernel's columns are the parts' side by side) */
+  readonly n: number;
+  /** `mm_b(b, kk, j)` with j local to the part */
+  readonly b: Body;
+  /** `mm_store(b, i, j, acc)` with j local to the part */
+  readonly store: Body;
+  /** B is a plain buffer with vec4-aligned rows: its binding and index of B[b,kk,j] */
+  readonly bDirect?: { buf: string; idx: Lin };
+  /** the dot node */
+  readonly dot: Expr;
+}
+
 /** A lowered matmul kernel: hooks for the matmul template. */
 export interface MatmulKernelIR {
   /** kind tag */
   readonly kind: "matmul";
-  /** batch count, m, n, k */
+  /** batch count */
   readonly batch: number;
   /** rows */
   readonly m: number;
-  /** columns */
+  /** columns (all parts) */
   readonly n: number;
   /** reduction length */
   readonly k: number;
   /** `mm_a(b, i, kk)` */
   readonly a: Body;
-  /** `mm_b(b, kk, j)` */
-  readonly b: Body;
-  /** `mm_store(b, i, j, acc)` */
-  readonly store: Body;
   /** A is a plain buffer whose rows are vec4-aligned: its binding and index of A[b,i,kk] */
   readonly aDirect?: { buf: string; idx: Lin };
-  /** B likewise, for B[b,kk,j] */
-  readonly bDirect?: { buf: string; idx: Lin };
+  /** the products, side by side along n */
+  readonly parts: readonly MatmulPart[];
 }
 
 /** A lowered attention kernel. */
@@ -250,6 +260,8 @@ interface Ctx {
   merged: Map<Expr, Expr[]>;
   /** ancestor sets (memo) */
   anc: Map<Expr, Set<Expr>>;
+  /** dots that must not be fused horizontally (binding limit) */
+  noGroup: Set<Expr>;
 }
 
 function ancestors(ctx: Ctx, e: Expr): Set<Expr> {
@@ -395,6 +407,7 @@ export function plan(outputs: readonly Expr[], opts: PlanOptions): Plan {
     merged: new Map(),
     anc: new Map(),
     valueNodes: [],
+    noGroup: new Set(),
   };
   roots.forEach((r, i) => {
     const why = i < outputs.length
@@ -700,18 +713,45 @@ function buildKernels(ctx: Ctx): Built[] {
     return { list, bind };
   };
 
-  // anchors
+  // anchors; matmuls that share their A operand run as one kernel (horizontal fusion)
   const done = new Set<Expr>();
+  const groups: Expr[][] = [];
+  const byA = new Map<Expr, Expr[][]>();
   for (const e of ctx.order) {
     if (!isAnchor(e)) continue;
-    const R = ctx.regions.get(e) ?? [e];
-    const outs = R.filter((n) => ctx.M.has(n));
+    if (e.op !== "dot" || !ctx.opts.fusion || ctx.noGroup.has(e)) {
+      groups.push([e]);
+      continue;
+    }
+    const A = e.src[0]!;
+    const cands = byA.get(A) ?? [];
+    const anc = ancestors(ctx, e);
+    const g = cands.find((g) =>
+      g.every((d) =>
+        !anc.has(d) && (ctx.regions.get(d) ?? [d]).every((n) =>
+          !anc.has(n) && !ancestors(ctx, n).has(e)
+        ) &&
+        d.dtype === e.dtype && shapeEq(d.shape.slice(0, -1), e.shape.slice(0, -1))
+      )
+    );
+    if (g) g.push(e);
+    else {
+      const ng = [e];
+      groups.push(ng);
+      byA.set(A, [...cands, ng]);
+    }
+  }
+  for (const grp of groups) {
+    const e = grp[0]!;
+    const regionOf = (d: Expr) => ctx.regions.get(d) ?? [d];
+    const all = grp.flatMap(regionOf);
+    const outs = all.filter((n) => ctx.M.has(n));
     const { list, bind } = mkBindings();
     for (const o of outs) bind(o, "write");
     const loadHost = {
       label: num,
       load: (n: Expr, peek = false) => {
-        if (R.includes(n) && n !== e) return undefined;
+        if (all.includes(n) && !grp.includes(n)) return undefined;
         if (ctx.M.has(n) || isLoadedLeaf(n)) return peek ? "?" : bind(n, "read");
         return undefined;
       },
@@ -721,22 +761,37 @@ function buildKernels(ctx: Ctx): Built[] {
     let ir: MatmulKernelIR | AttentionKernelIR;
     let work = 0;
     if (e.op === "dot") {
-      const r = lowerMatmul(e, R, outs, loadHost, bind);
+      const r = lowerMatmul(
+        grp.map((d) => ({ e: d, R: regionOf(d), outs: regionOf(d).filter((n) => ctx.M.has(n)) })),
+        loadHost,
+        bind,
+      );
       ir = r.ir;
       r.ops.forEach((o) => ops.add(o));
       work = 2 * ir.batch * ir.m * ir.n * ir.k;
+      if (grp.length > 1 && list.length > ctx.opts.maxBindings) {
+        // too many buffers for one kernel: run the products separately
+        grp.forEach((d) => ctx.noGroup.add(d));
+        return buildKernels(ctx);
+      }
     } else {
+      const R = regionOf(e);
       const r = lowerAttention(e, R, outs, loadHost, bind);
       ir = r.ir;
       r.ops.forEach((o) => ops.add(o));
       work = 2 * ir.bh * ir.tq * ir.tk * (ir.dk + ir.dv);
     }
-    ops.add(e);
+    grp.forEach((d) => ops.add(d));
     outs.forEach((o) => done.add(o));
+    const why = [`${e.op} anchor ${describe(e)}`];
+    if (grp.length > 1) {
+      why.push(
+        `horizontal fusion: ${grp.length} matmuls share operand A ${describe(e.src[0]!)} ` +
+          `(${grp.map((d) => num(d)).join(", ")}), columns side by side`,
+      );
+    }
     built.push({
-      ...finishKernel(ctx, name, ir, list, outs, ops, valueOf, work, [
-        `${e.op} anchor ${describe(e)}`,
-      ]),
+      ...finishKernel(ctx, name, ir, list, outs, ops, valueOf, work, why),
       anchor: e,
     });
   }
@@ -744,8 +799,8 @@ function buildKernels(ctx: Ctx): Built[] {
   // producers into the row kernels that read them
   const rootsLeft = [...ctx.M.keys()].filter((e) => !done.has(e) && !ctx.claimed.has(e));
   rootsLeft.sort((a, b) => ctx.pos.get(a)! - ctx.pos.get(b)!);
-  const groups = mergeLoopRoots(ctx, rootsLeft);
-  for (const outs of groups) {
+  const loopGroups = mergeLoopRoots(ctx, rootsLeft);
+  for (const outs of loopGroups) {
     const { list, bind } = mkBindings();
     for (const o of outs) bind(o, "write");
     const lk = lowerLoop(ctx, outs, (n) => bind(n, outs.includes(n) ? "write" : "read"));
@@ -899,17 +954,16 @@ function direct(
 }
 
 function lowerMatmul(
-  e: Expr,
-  R: readonly Expr[],
-  outs: readonly Expr[],
+  dots: readonly { e: Expr; R: readonly Expr[]; outs: readonly Expr[] }[],
   host: { load(e: Expr, peek?: boolean): string | undefined; label?(e: Expr): string },
   bind: (e: Expr, a: "read" | "write") => string,
 ): { ir: MatmulKernelIR; ops: Set<Expr> } {
-  const [A, B] = e.src as [Expr, Expr];
+  const e0 = dots[0]!.e;
+  const A = e0.src[0]!;
   const r = A.shape.length;
   const batchShape = A.shape.slice(0, -2);
   const batch = numel(batchShape);
-  const m = A.shape[r - 2]!, k = A.shape[r - 1]!, n = B.shape[r - 1]!;
+  const m = A.shape[r - 2]!, k = A.shape[r - 1]!;
   const ops = new Set<Expr>();
   const bIdx = (b: Lin) => delinearize(b, batchShape);
   const a = bodyOf(
@@ -918,30 +972,33 @@ function lowerMatmul(
     (L, [b, i, kk]) => L.val(A, [...bIdx(b!), i!, kk!]),
     ops,
   );
-  const bb = bodyOf(
-    host,
-    [["b", batch], ["kk", k], ["j", n]],
-    (L, [b, kk, j]) => L.val(B, [...bIdx(b!), kk!, j!]),
-    ops,
-  );
-  const store = bodyOf(host, [["b", batch], ["i", m], ["j", n]], (L, [b, i, j]) => {
-    epilogue(L, e, [...bIdx(b!), i!, j!], { r: "v", name: "acc", dtype: e.dtype }, R, outs, bind);
-    return undefined;
-  }, ops);
-  const bv = ivar("b", batch), iv = ivar("i", m), kv = ivar("kk", k), jv = ivar("j", n);
+  const bv = ivar("b", batch), iv = ivar("i", m), kv = ivar("kk", k);
   const isLoaded = (x: Expr) => host.load(x, true) !== undefined;
   const da = direct(A, [...bIdx(bv), iv, kv], isLoaded);
   const aDirect = da && aligned(da.idx, "kk")
     ? { buf: host.load(da.base)!, idx: da.idx }
     : undefined;
-  const db = direct(B, [...bIdx(bv), kv, jv], isLoaded);
-  const bDirect = db && aligned(db.idx, "j") && n % 4 === 0
-    ? { buf: host.load(db.base)!, idx: db.idx }
-    : undefined;
-  return {
-    ir: { kind: "matmul", batch, m, n, k, a, b: bb, store, aDirect, bDirect },
-    ops,
-  };
+  const parts: MatmulPart[] = dots.map(({ e, R, outs }) => {
+    const B = e.src[1]!;
+    const n = B.shape[r - 1]!;
+    const bb = bodyOf(
+      host,
+      [["b", batch], ["kk", k], ["j", n]],
+      (L, [b, kk, j]) => L.val(B, [...bIdx(b!), kk!, j!]),
+      ops,
+    );
+    const store = bodyOf(host, [["b", batch], ["i", m], ["j", n]], (L, [b, i, j]) => {
+      epilogue(L, e, [...bIdx(b!), i!, j!], { r: "v", name: "acc", dtype: e.dtype }, R, outs, bind);
+      return undefined;
+    }, ops);
+    const db = direct(B, [...bIdx(bv), kv, ivar("j", n)], isLoaded);
+    const bDirect = db && aligned(db.idx, "j") && n % 4 === 0
+      ? { buf: host.load(db.base)!, idx: db.idx }
+      : undefined;
+    return { n, b: bb, store, bDirect, dot: e };
+  });
+  const n = parts.reduce((s, p) => s + p.n, 0);
+  return { ir: { kind: "matmul", batch, m, n, k, a, aDirect, parts }, ops };
 }
 
 // vec4 loads need unit stride along `v` and every other part a multiple of 4.
