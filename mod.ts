@@ -25,3 +25,5 @@ export * from "./lib/report/mod.ts";
 export * from "./lib/autodiff/mod.ts";
 export * from "./lib/optim/mod.ts";
 export * from "./lib/train/mod.ts";
+export * from "./lib/rewrite/mod.ts";
+export * from "./lib/nn/mod.ts";
