@@ -178,6 +178,17 @@ Deno.test("§12 items 1, 2, 5, 6: LN = RMS on zero-mean rows, CRMS, mean shift a
     { x: nx.array([1, 2, 3, 5], [1, 4]) },
   );
   assert.ok(maxErr(l!.data, r!.data) > 0.1);
+  // negative (5): RMSNorm is not mean-shift invariant
+  const rmsN = normLayer(x, "n", { kind: "rms", affine: false });
+  const [r0] = interpret([rmsN], { x: nx.array([1, -2, 3, -2], [1, 4]) });
+  const [r1] = interpret([rmsN], { x: nx.array([2, -1, 4, -1], [1, 4]) });
+  assert.ok(maxErr(r0!.data, r1!.data) > 0.1);
+  // negative (6): with ε > 0 scale invariance is only ε-close (a = 0.5: ~ε·(1/a² − 1)/2)
+  const lnE = normLayer(x, "n", { kind: "layer", affine: false, eps: 1e-5 });
+  const [s0] = interpret([lnE], { x: nx.array([1, -1, 1, -1], [1, 4]) });
+  const [s1] = interpret([lnE], { x: nx.array([0.5, -0.5, 0.5, -0.5], [1, 4]) });
+  const e6 = maxErr(s0!.data, s1!.data);
+  assert.ok(e6 > 1e-5 && e6 < 3e-5, `ε-limited scale error ${e6}`);
 });
 
 Deno.test("§12 item 7: DeepNorm LN(αx + G) = Post-LN with G/α and ε/α²", () => {
