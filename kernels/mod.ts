@@ -63,6 +63,13 @@ export interface CompileOptions {
   updates?: Readonly<Record<string, Expr>>;
   /** the device to use (default: the shared {@link getRuntime}) */
   runtime?: Runtime;
+  /**
+   * Dispatch every kernel once during compile (on zero-filled buffers, no
+   * updates) so drivers that compile shaders lazily (llvmpipe) do it now and
+   * the first real run is as fast as the rest; the time is in `compileMs`.
+   * Default true.
+   */
+  warmup?: boolean;
 }
 
 const CHECK_WGSL = `// debug: flags the first element whose bits are NaN or ±Inf

@@ -209,7 +209,8 @@ export class GpuProgram implements Program {
   readonly inputs: readonly { name: string; shape: readonly number[]; dtype: DType }[];
   readonly params: readonly { name: string; shape: readonly number[]; dtype: DType }[];
   readonly kernels: readonly KernelInfo[];
-  readonly compileMs: number;
+  /** milliseconds spent compiling (pipelines and warm-up) */
+  compileMs: number;
   readonly bytes: number;
   readonly unsharedBytes: number;
   #p: GpuProgramParts;
@@ -302,6 +303,31 @@ export class GpuProgram implements Program {
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
     return this.#debugFlags;
+  }
+
+  /**
+   * Dispatches every kernel once on the current buffer contents (zeros before
+   * the first run), applying no updates and reading nothing back, so lazily
+   * compiling drivers finish their work before the first real run.
+   *
+   * @returns when the GPU is done
+   */
+  async warmup(): Promise<void> {
+    this.#alive("warm up program");
+    const { device } = this.#p.runtime;
+    device.pushErrorScope("validation");
+    const enc = device.createCommandEncoder({ label: "normix warm-up" });
+    const pass = enc.beginComputePass();
+    this.#p.plan.kernels.forEach((_, i) => {
+      pass.setPipeline(this.#p.pipelines[i]!);
+      pass.setBindGroup(0, this.#bindGroups[i]!);
+      pass.dispatchWorkgroups(...this.#p.emitted[i]!.dispatch);
+    });
+    pass.end();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    const err = await device.popErrorScope();
+    if (err) throw new Error(`Cannot warm up program: the GPU rejected it: ${err.message}`);
   }
 
   setParams(params: Readonly<Record<string, NDArray>>): void {

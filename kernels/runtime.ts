@@ -75,6 +75,8 @@ export interface Runtime {
   check(what: string): void;
   /** Destroys the device. */
   destroy(): void;
+  /** Destroys the device (for `using`). */
+  [Symbol.dispose](): void;
 }
 
 /** Software-driver hint shown when no adapter exists. */
@@ -216,6 +218,10 @@ class GpuRuntime implements Runtime {
 
   destroy(): void {
     this.device.destroy();
+  }
+
+  [Symbol.dispose](): void {
+    this.destroy();
   }
 }
 
