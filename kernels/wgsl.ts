@@ -5,8 +5,9 @@
  * Conservative on purpose so both Naga (Deno) and Tint (browsers) accept it:
  * typed bindings in group 0, u32 index arithmetic, no `enable` directives
  * except `f16` when the device has `shader-f16`, no overrides, and
- * non-finite constants written as bit patterns (`bitcast<f32>(0x7f800000u)`),
- * since WGSL constant evaluation rejects infinities. All arithmetic on
+ * non-finite constants written as run-time bit casts of a private variable
+ * (`bitcast<f32>(nx_nonfinite.y)` for −∞), since WGSL rejects const-expressions
+ * that evaluate to infinity or NaN. All arithmetic on
  * floats is f32 (f16 is a storage format only); bool is stored as u32.
  *
  * @module
@@ -32,7 +33,7 @@ export interface EmitDevice extends MatmulDeviceInfo {
 /** A kernel ready for pipeline creation. */
 export interface EmittedKernel {
   /** complete WGSL module, entry point `main` */
-  readonly code: string;
+  code: string;
   /** workgroup counts */
   readonly dispatch: [number, number, number];
   /** `@workgroup_size` */
@@ -45,18 +46,26 @@ export interface EmittedKernel {
 
 const U = (v: number): string => `${v}u`;
 
+/** Module-scope bit patterns of +Inf, -Inf and NaN (see {@link f32Lit}). */
+const NONFINITE = "nx_nonfinite";
+const NONFINITE_DECL =
+  `var<private> ${NONFINITE}: vec3<u32> = vec3<u32>(0x7f800000u, 0xff800000u, 0x7fc00000u);`;
+
 /**
  * Formats a number as a WGSL f32 expression. Non-finite values become
- * bit-pattern casts (WGSL constant evaluation rejects them).
+ * bit casts of a private variable (`bitcast<f32>(nx_nonfinite.x)`): WGSL
+ * rejects const-expressions that evaluate to infinity or NaN.
  *
  * @param v a number
  * @returns WGSL text
  */
 export function f32Lit(v: number): string {
   const f = Math.fround(v);
-  if (Number.isNaN(f)) return "bitcast<f32>(0x7fc00000u)";
-  if (f === Infinity) return "bitcast<f32>(0x7f800000u)";
-  if (f === -Infinity) return "bitcast<f32>(0xff800000u)";
+  // a bitcast of a private variable is a runtime value: WGSL (Tint) rejects
+  // const-expressions that evaluate to NaN or infinity, even via bitcast
+  if (Number.isNaN(f)) return `bitcast<f32>(${NONFINITE}.z)`;
+  if (f === Infinity) return `bitcast<f32>(${NONFINITE}.x)`;
+  if (f === -Infinity) return `bitcast<f32>(${NONFINITE}.y)`;
   let s = String(v);
   if (Math.fround(Number(s)) !== f) s = String(f);
   if (Object.is(f, -0)) s = "-0.0";
@@ -653,11 +662,17 @@ export function emitKernel(k: PlannedKernel, dev: EmitDevice): EmittedKernel {
   const bindings = k.bindings.map((b) => ({ ...b }));
   const kk = { ...k, bindings };
   const ctx: Ctx = { bind: new Map(bindings.map((b) => [b.name, b])), f16: dev.f16Storage };
-  const out = k.ir.kind === "loop"
+  const out: EmittedKernel = k.ir.kind === "loop"
     ? emitLoop(ctx, kk, k.ir, dev)
     : k.ir.kind === "matmul"
     ? emitMatmul(ctx, kk, k.ir, dev)
     : emitAttention(ctx, kk, k.ir, dev);
+  if (out.code.includes(NONFINITE)) {
+    const lines = out.code.split("\n");
+    const at = lines[0]!.startsWith("enable ") ? 1 : 0;
+    lines.splice(at, 0, NONFINITE_DECL);
+    out.code = lines.join("\n");
+  }
   // "auto" layouts drop unused bindings, which would break the bind group
   for (const b of out.bindings) {
     if (!new RegExp(`\\b${b.name}\\[`).test(out.code)) {

@@ -19,6 +19,7 @@ import { decompose, type Expr, OP_KIND, toposort } from "../lib/ir/mod.ts";
 import { plan } from "../lib/compile/plan.ts";
 import { planBuffers } from "../lib/compile/buffers.ts";
 import { type EmitDevice, emitKernel } from "../kernels/wgsl.ts";
+import * as nx from "../lib/ir/mod.ts";
 import { preLnBlock } from "./golden/preln.ts";
 
 const DEV: EmitDevice = {
@@ -125,4 +126,28 @@ Deno.test("plan() output is deterministic across repeated planning", () => {
   const b = planText([preLnBlock(DIMS)], true);
   assert.equal(a.text, b.text);
   assert.equal(a.wgsl, b.wgsl);
+});
+
+Deno.test("plan() writes a residual sum and the LayerNorm of it from one row kernel", () => {
+  const x = nx.input("x", [4, 8]), z = nx.input("z", [4, 8]);
+  const h = nx.add(x, nx.tanh(z));
+  const y = nx.add(nx.mul(nx.layerNorm(h), nx.param("g", [8])), nx.param("b", [8]));
+  const p = plan([y, h], { fusion: true, maxBindings: 8 });
+  assert.equal(p.kernels.length, 1);
+  const k = p.kernels[0]!;
+  assert.equal(k.outputs.length, 2);
+  assert.ok(k.ir.kind === "loop" && k.ir.rowLength === 8 && k.ir.count === 4);
+});
+
+Deno.test("emitted WGSL writes -Infinity as a run-time bit cast, never a constant", () => {
+  const x = nx.input("x", [3, 5]);
+  const p = plan([nx.max(x, -1), nx.where(nx.less(x, 0), x, -Infinity)], {
+    fusion: true,
+    maxBindings: 8,
+  });
+  const code = p.kernels.map((k) => emitKernel(k, DEV).code).join("\n");
+  assert.match(code, /var<private> nx_nonfinite: vec3<u32>/);
+  assert.match(code, /bitcast<f32>\(nx_nonfinite\.y\)/);
+  assert.doesNotMatch(code, /bitcast<f32>\(0x/);
+  assert.doesNotMatch(code, /inf/i);
 });
