@@ -58,12 +58,28 @@ export interface MatmulSpec {
    * `fn mm_a4(b: u32, i: u32, kk: u32) -> vec4<f32>` (A[b, i, kk..kk+3], only called with
    * kk + 3 < k) and `fn mm_b4(b: u32, kk: u32, j: u32) -> vec4<f32>` (B[b, kk, j..j+3], only
    * called with j + 3 < n).
+   *
+   * Alignment: every vec4 loader is called with its vector index a multiple of 4 whenever that
+   * dimension is (kk for `mm_a4`/`mm_b4k` always; j for `mm_b4` when n % 4 == 0; i for `mm_a4i`
+   * when m % 4 == 0), so a prelude may read `array<vec4<f32>>` bindings at `index / 4`.
    */
   prelude: string;
   /** whether the prelude defines `mm_a4` */
   aVec4: boolean;
   /** whether the prelude defines `mm_b4` */
   bVec4: boolean;
+  /**
+   * Optional: the prelude defines `fn mm_a4i(b: u32, i: u32, kk: u32) -> vec4<f32>`, giving
+   * A[b, i..i+3, kk] (only called with i + 3 < m). Used when `aVec4` is false, e.g. for a
+   * transposed A, which is contiguous along i.
+   */
+  aVec4I?: boolean;
+  /**
+   * Optional: the prelude defines `fn mm_b4k(b: u32, kk: u32, j: u32) -> vec4<f32>`, giving
+   * B[b, kk..kk+3, j] (only called with kk + 3 < k). Used when `bVec4` is false, e.g. for a
+   * transposed B (q·kᵀ, x·Wᵀ), which is contiguous along k.
+   */
+  bVec4K?: boolean;
 }
 
 /** Device facts the tile choice may use (pass `device.limits` and `adapter.info.description`). */
@@ -199,12 +215,12 @@ interface CpuTile {
  * load counted as `LOAD_COST` FMAs; padded work (outputs computed twice by shifted edge tiles)
  * counts fully. Tiles may not exceed m (or n), so small dimensions get thin tiles.
  */
-function chooseCpuTile(m: number, n: number): CpuTile {
+function chooseCpuTile(m: number, n: number, tmStep: number): CpuTile {
   const LOAD_COST = 8;
-  let best: CpuTile = { tm: 1, w: 1, groups: 1 };
+  let best: CpuTile = { tm: Math.min(tmStep, m), w: 1, groups: 1 };
   let bestCost = Infinity;
   const w = n >= 4 ? 4 : n;
-  for (let tm = 1; tm <= Math.min(16, m); tm++) {
+  for (let tm = tmStep; tm <= Math.min(16, m); tm += tmStep) {
     for (let groups = 1; groups * w <= Math.min(16, n); groups++) {
       const tn = groups * w;
       const tiles = Math.ceil(m / tm) * Math.ceil(n / tn);
@@ -219,10 +235,18 @@ function chooseCpuTile(m: number, n: number): CpuTile {
   return best;
 }
 
+const COMP = ["x", "y", "z", "w"];
+
 function cpuKernel(spec: MatmulSpec, dev: MatmulDeviceInfo): MatmulKernel {
   const { batch, m, n, k } = spec;
-  const { tm, w, groups } = chooseCpuTile(m, n);
+  // How each operand is read (first choice first): A as vec4 along k (mm_a4) or along i
+  // (mm_a4i, needs tm % 4 == 0), else scalars; B as vec4 along j (mm_b4) or along k (mm_b4k).
+  const useA4 = spec.aVec4 && k >= 4;
+  const useA4I = !useA4 && !!spec.aVec4I && m >= 4;
+  const { tm, w, groups } = chooseCpuTile(m, n, useA4I ? 4 : 1);
   const tn = w * groups;
+  const useB4 = spec.bVec4 && w === 4;
+  const useB4K = !useB4 && !!spec.bVec4K && k >= 4;
   const tilesM = Math.ceil(m / tm), tilesN = Math.ceil(n / tn);
   const total = batch * tilesM * tilesN;
   // 8 lanes fill a 256-bit SIMD row of llvmpipe; more gives no speed and fewer workgroups.
@@ -232,26 +256,71 @@ function cpuKernel(spec: MatmulSpec, dev: MatmulDeviceInfo): MatmulKernel {
   );
   const dispatch = fold(Math.ceil(total / wg), dev.maxComputeWorkgroupsPerDimension, "matmul");
   const vt = vecType(w);
-  const useA4 = spec.aVec4 && k >= 4;
-  const useB4 = spec.bVec4 && w === 4;
-  const k4 = useA4 ? k - (k % 4) : 0;
+  // The main loop steps k by 4 when a loader reads 4 consecutive k; the tail goes one by one.
+  const step = useA4 || useB4K ? 4 : 1;
+  const kMain = k - (k % step);
 
   const L: string[] = [];
   const acc = (r: number, c: number) => `c${r}_${c}`;
-  // Loads B row `kk` (an expression) into b<tag>_<c> for every column group.
-  const loadB = (tag: string, kk: string) => {
-    for (let c = 0; c < groups; c++) {
-      const j = `j0 + ${u(c * w)}`;
-      if (useB4) {
-        L.push(`    let b${tag}_${c} = mm_b4(bi, ${kk}, ${j});`);
-      } else if (w === 1) {
-        L.push(`    let b${tag}_${c} = mm_b(bi, ${kk}, ${j});`);
-      } else {
-        const parts = [];
-        for (let q = 0; q < w; q++) parts.push(`mm_b(bi, ${kk}, ${j} + ${u(q)})`);
-        L.push(`    let b${tag}_${c} = ${vt}(${parts.join(", ")});`);
+  const kAt = (q: number) => (q === 0 ? "kk" : `kk + ${u(q)}`);
+  /** Emits the loads of A for k steps 0..s-1; returns the expression of A[i0 + r, kk + q]. */
+  const loadA = (s: number): (r: number, q: number) => string => {
+    if (s === 4 && useA4) {
+      for (let r = 0; r < tm; r++) L.push(`    let a${r} = mm_a4(bi, i0 + ${u(r)}, kk);`);
+      return (r, q) => `a${r}.${COMP[q]}`;
+    }
+    if (useA4I) {
+      for (let q = 0; q < s; q++) {
+        for (let r4 = 0; r4 < tm / 4; r4++) {
+          L.push(`    let a${r4}_${q} = mm_a4i(bi, i0 + ${u(4 * r4)}, ${kAt(q)});`);
+        }
+      }
+      return (r, q) => `a${r >> 2}_${q}.${COMP[r & 3]}`;
+    }
+    for (let q = 0; q < s; q++) {
+      for (let r = 0; r < tm; r++) {
+        L.push(`    let a${r}_${q} = mm_a(bi, i0 + ${u(r)}, ${kAt(q)});`);
       }
     }
+    return (r, q) => `a${r}_${q}`;
+  };
+  /** Emits the loads of B row kk + q (all rows up front for mm_b4k); returns B[.., group c]. */
+  const loadB = (s: number, q: number): (c: number) => string => {
+    if (s === 4 && useB4K) {
+      if (q === 0) {
+        for (let j = 0; j < tn; j++) L.push(`    let bk${j} = mm_b4k(bi, kk, j0 + ${u(j)});`);
+      }
+      return (c) => {
+        const parts = lines(w, (e) => `bk${c * w + e}.${COMP[q]}`);
+        return w === 1 ? parts[0]! : `${vt}(${parts.join(", ")})`;
+      };
+    }
+    for (let c = 0; c < groups; c++) {
+      const j = `j0 + ${u(c * w)}`;
+      const name = `b${q}_${c}`;
+      if (useB4) L.push(`    let ${name} = mm_b4(bi, ${kAt(q)}, ${j});`);
+      else if (w === 1) L.push(`    let ${name} = mm_b(bi, ${kAt(q)}, ${j});`);
+      else {
+        const parts = lines(w, (e) => `mm_b(bi, ${kAt(q)}, ${j} + ${u(e)})`);
+        L.push(`    let ${name} = ${vt}(${parts.join(", ")});`);
+      }
+    }
+    return (c) => `b${q}_${c}`;
+  };
+  /** One k loop over [from, to) in steps of s. */
+  const kLoop = (from: number, to: number, s: number) => {
+    L.push(`  for (var kk = ${u(from)}; kk < ${u(to)}; kk += ${u(s)}) {`);
+    const a = loadA(s);
+    for (let q = 0; q < s; q++) {
+      const b = loadB(s, q);
+      for (let r = 0; r < tm; r++) {
+        const av = w === 1 ? a(r, q) : `${vt}(${a(r, q)})`;
+        for (let c = 0; c < groups; c++) {
+          L.push(`    ${acc(r, c)} = fma(${av}, ${b(c)}, ${acc(r, c)});`);
+        }
+      }
+    }
+    L.push(`  }`);
   };
   L.push(`
 @compute @workgroup_size(${wg}, 1, 1)
@@ -272,45 +341,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (let r = 0; r < tm; r++) {
     for (let c = 0; c < groups; c++) L.push(`  var ${acc(r, c)} = ${vt}();`);
   }
-  if (k4 > 0) {
-    L.push(`  for (var kk = 0u; kk < ${u(k4)}; kk += 4u) {`);
-    for (let r = 0; r < tm; r++) L.push(`    let a${r} = mm_a4(bi, i0 + ${u(r)}, kk);`);
-    const comp = ["x", "y", "z", "w"];
-    for (let q = 0; q < 4; q++) {
-      loadB(`${q}`, q === 0 ? "kk" : `kk + ${u(q)}`);
-      for (let r = 0; r < tm; r++) {
-        for (let c = 0; c < groups; c++) {
-          const a = w === 1 ? `a${r}.${comp[q]}` : `${vt}(a${r}.${comp[q]})`;
-          L.push(`    ${acc(r, c)} = fma(${a}, b${q}_${c}, ${acc(r, c)});`);
-        }
-      }
-    }
-    L.push(`  }`);
-  }
-  if (k4 < k) {
-    // the tail (or the whole reduction without vec4 A loads), one k at a time
-    L.push(`  for (var kk = ${u(k4)}; kk < ${u(k)}; kk++) {`);
-    for (let r = 0; r < tm; r++) L.push(`    let a${r} = mm_a(bi, i0 + ${u(r)}, kk);`);
-    loadB("", "kk");
-    for (let r = 0; r < tm; r++) {
-      for (let c = 0; c < groups; c++) {
-        const a = w === 1 ? `a${r}` : `${vt}(a${r})`;
-        L.push(`    ${acc(r, c)} = fma(${a}, b_${c}, ${acc(r, c)});`);
-      }
-    }
-    L.push(`  }`);
-  }
+  if (kMain > 0) kLoop(0, kMain, step);
+  if (kMain < k) kLoop(kMain, k, 1);
   // Stores run in a loop over rows that shifts the accumulator rows up, so the store hook (which
   // may hold a long epilogue) is inlined tn times rather than tm·tn times: llvmpipe's compile
   // time grows with every inlined copy, and private arrays indexed in a loop compile even slower.
-  const comp = ["x", "y", "z", "w"];
   L.push(`  for (var r = 0u; r < ${u(tm)}; r++) {
     let i = i0 + r;
     if (i >= iFirst) {`);
   for (let c = 0; c < groups; c++) {
     for (let q = 0; q < w; q++) {
       const j = `j0 + ${u(c * w + q)}`;
-      const v = w === 1 ? acc(0, c) : `${acc(0, c)}.${comp[q]}`;
+      const v = w === 1 ? acc(0, c) : `${acc(0, c)}.${COMP[q]}`;
       L.push(`      if (${j} >= jFirst) { mm_store(bi, i, ${j}, ${v}); }`);
     }
   }
@@ -320,7 +362,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   L.push(`  }`);
   L.push(`}`);
-  const loads = `${useA4 ? "vec4" : "scalar"} A, ${useB4 ? "vec4" : "scalar"} B`;
+  const loads = `${useA4 ? "vec4 A" : useA4I ? "vec4 A along i" : "scalar A"}, ` +
+    `${useB4 ? "vec4 B" : useB4K ? "vec4 B along k" : "scalar B"}`;
   return {
     code: `${spec.prelude}\n${L.join("\n")}\n`,
     workgroupSize: [wg, 1, 1],
@@ -349,6 +392,7 @@ function gpuKernel(spec: MatmulSpec, dev: MatmulDeviceInfo): MatmulKernel {
   // A tile stored k-major ([q][row]), B tile [q][col], both as vec4 along rows/columns.
   const aVecs = (bm * bk) / 4, bVecs = (bk * bn) / 4;
   const useB4 = spec.bVec4 && n >= 4;
+  const useA4I = !!spec.aVec4I && m >= 4;
   const loadA = lines(Math.ceil(aVecs / threads), (l) => {
     const e = `lid + ${u(l * threads)}`;
     const body = `let q = e / ${u(bm / 4)};
@@ -356,10 +400,10 @@ function gpuKernel(spec: MatmulSpec, dev: MatmulDeviceInfo): MatmulKernel {
       let kk = k0 + q;
       var v = vec4<f32>();
       if (kk < ${u(k)}) {
-${
+        ${useA4I ? `if (i + 3u < ${u(m)}) { v = mm_a4i(bi, i, kk); } else {\n` : ""}${
       lines(4, (c) => `        if (i + ${u(c)} < ${u(m)}) { v[${c}] = mm_a(bi, i + ${u(c)}, kk); }`)
         .join("\n")
-    }
+    }${useA4I ? "\n        }" : ""}
       }
       mm_As[e] = v;`;
     return (l + 1) * threads > aVecs
@@ -437,6 +481,7 @@ ${stores.join("\n")}
     workgroupSize: [t, t, 1],
     dispatch,
     description: `matmul gpu ${bm}x${bn} workgroup tile (k step ${bk}), 4x4 per thread, ` +
-      `${useB4 ? "vec4" : "scalar"} B, wg ${t}x${t}, ${batch}x${m}x${n}x${k}`,
+      `${useA4I ? "vec4 A along i, " : ""}${useB4 ? "vec4" : "scalar"} B, wg ${t}x${t}, ` +
+      `${batch}x${m}x${n}x${k}`,
   };
 }

@@ -21,6 +21,11 @@ interface Case {
   k: number;
   aVec4?: boolean;
   bVec4?: boolean;
+  /** the optional loaders along the other axis (mm_a4i, mm_b4k) */
+  aVec4I?: boolean;
+  bVec4K?: boolean;
+  /** A stored as [batch, k, m] (as for xᵀ·dy) */
+  aT?: boolean;
   /** B stored as [batch, n, k] (as for q·kᵀ) */
   bT?: boolean;
   /** fuse `acc * 2 + bias[j]` into the store */
@@ -50,8 +55,9 @@ function gpu(): Promise<{ device: GPUDevice; info: MatmulDeviceInfo }> {
 
 function prelude(c: Case): string {
   const { m, n, k } = c;
-  const aIdx = (b: string, i: string, kk: string) =>
-    `((${b}) * ${m * k}u + (${i}) * ${k}u + (${kk}))`;
+  const aIdx = c.aT
+    ? (b: string, i: string, kk: string) => `((${b}) * ${m * k}u + (${kk}) * ${m}u + (${i}))`
+    : (b: string, i: string, kk: string) => `((${b}) * ${m * k}u + (${i}) * ${k}u + (${kk}))`;
   const bIdx = c.bT
     ? (b: string, kk: string, j: string) => `((${b}) * ${n * k}u + (${j}) * ${k}u + (${kk}))`
     : (b: string, kk: string, j: string) => `((${b}) * ${k * n}u + (${kk}) * ${n}u + (${j}))`;
@@ -86,6 +92,16 @@ fn mm_b4(b: u32, kk: u32, j: u32) -> vec4<f32> {
   return vec4<f32>(B[${bIdx("b", "kk", "j")}], B[${bIdx("b", "kk", "j + 1u")}],
     B[${bIdx("b", "kk", "j + 2u")}], B[${bIdx("b", "kk", "j + 3u")}]);
 }
+fn mm_a4i(b: u32, i: u32, kk: u32) -> vec4<f32> {
+  ${bad(`(b >= ${c.batch}u) || (i + 3u >= ${m}u) || (kk >= ${k}u)`, 32)}
+  return vec4<f32>(A[${aIdx("b", "i", "kk")}], A[${aIdx("b", "i + 1u", "kk")}],
+    A[${aIdx("b", "i + 2u", "kk")}], A[${aIdx("b", "i + 3u", "kk")}]);
+}
+fn mm_b4k(b: u32, kk: u32, j: u32) -> vec4<f32> {
+  ${bad(`(b >= ${c.batch}u) || (kk + 3u >= ${k}u) || (j >= ${n}u)`, 64)}
+  return vec4<f32>(B[${bIdx("b", "kk", "j")}], B[${bIdx("b", "kk + 1u", "j")}],
+    B[${bIdx("b", "kk + 2u", "j")}], B[${bIdx("b", "kk + 3u", "j")}]);
+}
 fn mm_store(b: u32, i: u32, j: u32, acc: f32) {
   ${bad(`(b >= ${c.batch}u) || (i >= ${m}u) || (j >= ${n}u)`, 16)}
   atomicOr(&Flags[0], mm_bad);
@@ -111,8 +127,12 @@ async function runCase(
       n: c.n,
       k: c.k,
       prelude: prelude(c),
-      aVec4: c.aVec4 ?? true,
+      // a transposed operand is not contiguous along k (A) or j (B): like the compiler, offer
+      // the loader along the other axis instead
+      aVec4: (c.aVec4 ?? true) && !c.aT,
       bVec4: (c.bVec4 ?? true) && !c.bT,
+      aVec4I: c.aVec4I ?? !!c.aT,
+      bVec4K: c.bVec4K ?? !!c.bT,
     },
     { ...info, ...dev },
   );
@@ -204,7 +224,8 @@ async function check(c: Case, dev: Partial<MatmulDeviceInfo>): Promise<string> {
         let s = 0, abs = 0;
         for (let kk = 0; kk < k; kk++) {
           const bv = c.bT ? b32[(bi * n + j) * k + kk]! : b32[(bi * k + kk) * n + j]!;
-          const p = a32[(bi * m + i) * k + kk]! * bv;
+          const av = c.aT ? a32[(bi * k + kk) * m + i]! : a32[(bi * m + i) * k + kk]!;
+          const p = av * bv;
           s += p;
           abs += Math.abs(p);
         }
@@ -231,6 +252,9 @@ const AWKWARD: Case[] = [
   { batch: 1, m: 17, n: 33, k: 65 },
   { batch: 3, m: 17, n: 33, k: 65 },
   { batch: 3, m: 5, n: 2, k: 6, bT: true },
+  { batch: 2, m: 21, n: 18, k: 11, aT: true },
+  { batch: 1, m: 4, n: 3, k: 4, aT: true, bT: true },
+  { batch: 2, m: 23, n: 9, k: 13, aT: true, bT: true, aVec4I: false, bVec4K: false },
   { batch: 2, m: 40, n: 36, k: 12, aVec4: false, bVec4: false },
   { batch: 2, m: 19, n: 70, k: 33, bT: true, epilogue: true },
   { batch: 1, m: 70, n: 1, k: 9 },
@@ -240,7 +264,7 @@ const AWKWARD: Case[] = [
 
 // The gpu style compiles several times slower on llvmpipe (workgroup memory and barriers), and
 // llvmpipe never selects it, so it gets a representative subset within the time budget.
-const GPU_SUBSET: Case[] = [AWKWARD[0]!, AWKWARD[3]!, AWKWARD[4]!, AWKWARD[5]!, AWKWARD[6]!];
+const GPU_SUBSET: Case[] = [0, 3, 4, 5, 8, 9].map((i) => AWKWARD[i]!);
 const SUITES = [
   { style: "cpu", shapes: AWKWARD, ks: [1, 2, 3, 4, 5, 6, 7, 8, 9] },
   { style: "gpu", shapes: GPU_SUBSET, ks: [1, 3, 4, 9] },
@@ -259,7 +283,9 @@ for (const { style, shapes, ks } of SUITES) {
     name: `matmulKernel() ${style} style handles k = ${ks.join(", ")} (tails of the vec4 loop)`,
     ignore: !GPU,
     async fn() {
-      for (const k of ks) await check({ batch: 2, m: 6 + k, n: 9, k, bT: k % 2 === 1 }, { style });
+      for (const k of ks) {
+        await check({ batch: 2, m: 6 + k, n: 9, k, aT: k % 3 === 2, bT: k % 3 === 1 }, { style });
+      }
     },
   });
 
@@ -287,6 +313,9 @@ Deno.test({
       k: fc.integer({ min: 1, max: 40 }),
       aVec4: fc.boolean(),
       bVec4: fc.boolean(),
+      aVec4I: fc.boolean(),
+      bVec4K: fc.boolean(),
+      aT: fc.boolean(),
       bT: fc.boolean(),
       epilogue: fc.boolean(),
     });
