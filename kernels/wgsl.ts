@@ -364,8 +364,11 @@ function emitMatmul(
   dev: EmitDevice,
 ): EmittedKernel {
   if (ir.aDirect) ctx.bind.get(ir.aDirect.buf)!.vec4 = true;
+  if (ir.aDirectI) ctx.bind.get(ir.aDirectI.buf)!.vec4 = true;
   const bVec4 = ir.parts.every((p) => p.bDirect);
   if (bVec4) { for (const p of ir.parts) ctx.bind.get(p.bDirect!.buf)!.vec4 = true; }
+  const bVec4K = !bVec4 && ir.parts.every((p) => p.bDirectK);
+  if (bVec4K) { for (const p of ir.parts) ctx.bind.get(p.bDirectK!.buf)!.vec4 = true; }
   const P: string[] = [
     header(ctx, k.bindings, [`${k.name}: ${k.why[0]}`, `ops: ${k.ops.join(", ")}`]),
   ];
@@ -378,6 +381,22 @@ function emitMatmul(
       }) / 4u];\n}`,
     );
   }
+  if (ir.aDirectI) {
+    // contiguous along i; a vec4 load when the start is aligned, else four scalars
+    P.push(
+      `fn mm_a4i(b: u32, i: u32, kk: u32) -> vec4<f32> {\n  let x = ${
+        linText(ir.aDirectI.idx)
+      };\n` +
+        `  if ((x & 3u) == 0u) { return ${ir.aDirectI.buf}[x / 4u]; }\n` +
+        `  return vec4<f32>(mm_a(b, i, kk), mm_a(b, i + 1u, kk), mm_a(b, i + 2u, kk), ` +
+        `mm_a(b, i + 3u, kk));\n}`,
+    );
+  }
+  const b4k = (p: MatmulKernelIR["parts"][number], name: string, mmb: string) =>
+    `fn ${name}(b: u32, kk: u32, j: u32) -> vec4<f32> {\n  let x = ${linText(p.bDirectK!.idx)};\n` +
+    `  if ((x & 3u) == 0u) { return ${p.bDirectK!.buf}[x / 4u]; }\n` +
+    `  return vec4<f32>(${mmb}(b, kk, j), ${mmb}(b, kk + 1u, j), ${mmb}(b, kk + 2u, j), ` +
+    `${mmb}(b, kk + 3u, j));\n}`;
   const b4 = (p: MatmulKernelIR["parts"][number]) =>
     `${p.bDirect!.buf}[(${linText(p.bDirect!.idx)}) / 4u]`;
   if (ir.parts.length === 1) {
@@ -385,6 +404,7 @@ function emitMatmul(
     P.push(fnText(ctx, "mm_b", "b: u32, kk: u32, j: u32", p.b, "f32"));
     P.push(fnText(ctx, "mm_store", "b: u32, i: u32, j: u32, acc: f32", p.store, undefined));
     if (bVec4) P.push(`fn mm_b4(b: u32, kk: u32, j: u32) -> vec4<f32> {\n  return ${b4(p)};\n}`);
+    if (bVec4K) P.push(b4k(p, "mm_b4k", "mm_b"));
   } else {
     // horizontally fused products: columns [off, off + n) belong to part q
     const offs: number[] = [];
@@ -424,19 +444,29 @@ function emitMatmul(
       };
       P.push(`fn mm_b4(b: u32, kk: u32, j: u32) -> vec4<f32> {\n${route("return ", withJ)}\n}`);
     }
+    if (bVec4K) {
+      ir.parts.forEach((p, q) => P.push(b4k(p, `mm_b4k_${q}`, `mm_b_${q}`)));
+      P.push(
+        `fn mm_b4k(b: u32, kk: u32, j: u32) -> vec4<f32> {\n${
+          route("return ", (q, j) => `mm_b4k_${q}(b, kk, ${j})`)
+        }\n}`,
+      );
+    }
   }
-  const mk = matmulKernel(
-    {
-      batch: ir.batch,
-      m: ir.m,
-      n: ir.n,
-      k: ir.k,
-      prelude: P.join("\n"),
-      aVec4: !!ir.aDirect,
-      bVec4,
-    },
-    dev,
-  );
+  // aVec4I/bVec4K are optional template inputs (transposed operands); a template
+  // that does not know them never calls mm_a4i/mm_b4k, which then stay unused
+  const spec = {
+    batch: ir.batch,
+    m: ir.m,
+    n: ir.n,
+    k: ir.k,
+    prelude: P.join("\n"),
+    aVec4: !!ir.aDirect,
+    bVec4,
+    aVec4I: !!ir.aDirectI,
+    bVec4K,
+  };
+  const mk = matmulKernel(spec, dev);
   return { ...mk, bindings: k.bindings };
 }
 

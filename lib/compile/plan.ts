@@ -87,6 +87,8 @@ export interface MatmulPart {
   readonly store: Body;
   /** B is a plain buffer with vec4-aligned rows: its binding and index of B[b,kk,j] */
   readonly bDirect?: { buf: string; idx: Lin };
+  /** B is a plain buffer contiguous along kk (a transposed B): binding and index of B[b,kk,j] */
+  readonly bDirectK?: { buf: string; idx: Lin };
   /** the dot node */
   readonly dot: Expr;
 }
@@ -107,6 +109,8 @@ export interface MatmulKernelIR {
   readonly a: Body;
   /** A is a plain buffer whose rows are vec4-aligned: its binding and index of A[b,i,kk] */
   readonly aDirect?: { buf: string; idx: Lin };
+  /** A is a plain buffer contiguous along i (a transposed A): binding and index of A[b,i,kk] */
+  readonly aDirectI?: { buf: string; idx: Lin };
   /** the products, side by side along n */
   readonly parts: readonly MatmulPart[];
 }
@@ -931,7 +935,7 @@ function bodyOf(
 }
 
 // A's (or B's) element index when it is a plain f32 buffer read through
-// reshapes and broadcasts, so the template may use vec4 loads.
+// reshapes, permutes and broadcasts, so the template may use vec4 loads.
 function direct(
   e: Expr,
   idx: readonly Lin[],
@@ -947,6 +951,11 @@ function direct(
       const s = b.src[0]!;
       ix = s.shape.map((d, a) => (d === 1 ? add(0) : ix[a]!));
       b = s;
+    } else if (isOp(b, "permute")) {
+      const src = new Array<Lin>(ix.length);
+      b.arg.perm.forEach((p, i) => (src[p] = ix[i]!));
+      ix = src;
+      b = b.src[0]!;
     } else return undefined;
   }
   if (b.dtype !== "f32") return undefined;
@@ -978,6 +987,9 @@ function lowerMatmul(
   const aDirect = da && aligned(da.idx, "kk")
     ? { buf: host.load(da.base)!, idx: da.idx }
     : undefined;
+  const aDirectI = !aDirect && da && aligned(da.idx, "i")
+    ? { buf: host.load(da.base)!, idx: da.idx }
+    : undefined;
   const parts: MatmulPart[] = dots.map(({ e, R, outs }) => {
     const B = e.src[1]!;
     const n = B.shape[r - 1]!;
@@ -995,21 +1007,34 @@ function lowerMatmul(
     const bDirect = db && aligned(db.idx, "j") && n % 4 === 0
       ? { buf: host.load(db.base)!, idx: db.idx }
       : undefined;
-    return { n, b: bb, store, bDirect, dot: e };
+    const bDirectK = !bDirect && db && aligned(db.idx, "kk")
+      ? { buf: host.load(db.base)!, idx: db.idx }
+      : undefined;
+    return { n, b: bb, store, bDirect, bDirectK, dot: e };
   });
   const n = parts.reduce((s, p) => s + p.n, 0);
-  return { ir: { kind: "matmul", batch, m, n, k, a, aDirect, parts }, ops };
+  return { ir: { kind: "matmul", batch, m, n, k, a, aDirect, aDirectI, parts }, ops };
 }
 
 // vec4 loads need unit stride along `v` and every other part a multiple of 4.
 function aligned(x: Lin, v: string): boolean {
   if (x.k % 4 !== 0) return false;
+  // v itself, or v % d with 4 | d: four consecutive v (from a multiple of 4) are
+  // four consecutive elements; v / d with 4 | d is constant over them
+  const isV = (y: Lin) =>
+    y.k === 0 && y.terms.length === 1 && y.terms[0]!.c === 1 &&
+    y.terms[0]!.a.t === "var" && y.terms[0]!.a.name === v;
   let unit = false;
   for (const t of x.terms) {
-    if (t.a.t === "var" && t.a.name === v) {
-      if (t.c !== 1) return false;
+    const a = t.a;
+    const uses = new Set<string>();
+    atomVars(a, uses);
+    if ((a.t === "var" && a.name === v) || (a.t === "mod" && a.d % 4 === 0 && isV(a.x))) {
+      if (t.c !== 1 || unit) return false;
       unit = true;
-    } else if (t.c % 4 !== 0) return false;
+    } else if (a.t === "div" && a.d % 4 === 0 && isV(a.x)) {
+      if (t.c % 4 !== 0) return false;
+    } else if (uses.has(v) || t.c % 4 !== 0) return false;
   }
   return unit;
 }
