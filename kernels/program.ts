@@ -339,6 +339,10 @@ export class GpuProgram implements Program {
       const a = params[name];
       if (!a) continue;
       checkArray("param", name, v.node, a);
+      if (numel(v.node.shape) === 0) {
+        this.#paramSet.add(name);
+        continue;
+      }
       device.queue.writeBuffer(
         this.#slots[this.#p.buffers.slotOf[v.id]!]!,
         0,
@@ -448,7 +452,10 @@ export class GpuProgram implements Program {
     const { plan, buffers } = this.#p;
     this.#alive("run program");
     for (const [v, d] of data) {
-      device.queue.writeBuffer(this.#slots[buffers.slotOf[v.id]!]!, 0, d as BufferSource);
+      // (zero-length writes are skipped: Deno's queue rejects them)
+      if (d.byteLength) {
+        device.queue.writeBuffer(this.#slots[buffers.slotOf[v.id]!]!, 0, d as BufferSource);
+      }
     }
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
@@ -490,23 +497,26 @@ export class GpuProgram implements Program {
         if (flags[s] !== 0xffffffff) await this.#reportNonFinite(s, flags[s]!);
       }
       const enc2 = device.createCommandEncoder();
-      this.#updates(enc2);
       device.pushErrorScope("out-of-memory");
       device.pushErrorScope("validation");
       const ids2 = which.map((i) => plan.outputs[i]!);
+      // outputs are read before updates overwrite params they may alias
       const stages2 = this.#encodeReads(ids2, enc2);
+      this.#updates(enc2);
       device.queue.submit([enc2.finish()]);
       await this.#popErrors();
       return await this.#collect(ids2, stages2);
     }
-    this.#updates(enc);
     if (which.length === 0) {
+      this.#updates(enc);
       device.queue.submit([enc.finish()]);
       await this.#popErrors();
       return [];
     }
     const ids = which.map((i) => plan.outputs[i]!);
+    // outputs are read before updates overwrite params they may alias
     const stages = this.#encodeReads(ids, enc);
+    this.#updates(enc);
     device.queue.submit([enc.finish()]);
     await this.#popErrors();
     return await this.#collect(ids, stages);
@@ -647,10 +657,17 @@ export class InterpreterProgram implements Program {
     this.params = params.map((e) => ({ name: e.arg.name, shape: e.shape, dtype: e.dtype }));
     for (const [name, e] of this.#updates) {
       const p = params.find((q) => q.arg.name === name);
-      if (!p || !shapeEq(p.shape, e.shape) || p.dtype !== e.dtype) {
+      if (!p) {
+        // a param that only receives an update
+        (this.params as { name: string; shape: readonly number[]; dtype: DType }[]).push({
+          name,
+          shape: e.shape,
+          dtype: e.dtype,
+        });
+      } else if (!shapeEq(p.shape, e.shape) || p.dtype !== e.dtype) {
         throw new TypeError(
-          `Cannot compile update of param "${name}": the program has no param of that name, ` +
-            `or its shape or dtype differs from the new value's ${e.dtype}${fmtShape(e.shape)}`,
+          `Cannot compile update of param "${name}": it is ${p.dtype}${fmtShape(p.shape)} but ` +
+            `the new value is ${e.dtype}${fmtShape(e.shape)}`,
         );
       }
     }

@@ -333,7 +333,7 @@ function fold(count: number, maxDim: number): [number, number, number] {
 }
 
 function emitLoop(ctx: Ctx, k: PlannedKernel, ir: LoopKernel, dev: EmitDevice): EmittedKernel {
-  const wg = Math.min(64, ir.count);
+  const wg = Math.max(1, Math.min(64, ir.count));
   const groups = Math.ceil(ir.count / wg);
   const dispatch = fold(groups, dev.maxComputeWorkgroupsPerDimension);
   const L: string[] = [

@@ -249,6 +249,34 @@ Deno.test({
 });
 
 Deno.test({
+  name: "updates see old values (snapshots, outputs aliasing params), and empty tensors work",
+  ...opts,
+  fn: async () => {
+    const x = nx.input("x", [3]);
+    const p = nx.param("p", [3]);
+    const outs = [x, nx.full([2], 7), p, nx.add(x, p)];
+    // q only receives a snapshot of p; p doubles
+    const prog = await compile(outs, { runtime: await rt(), updates: { q: p, p: nx.mul(p, 2) } });
+    assert.ok(prog.params.some((q) => q.name === "q"));
+    prog.setParams({ p: nx.array([1, 2, 3], [3]), q: nx.array([0, 0, 0], [3]) });
+    const got = await prog.run({ x: nx.array([5, 6, 7], [3]) });
+    assert.deepEqual(got.map((o) => Array.from(o.data)), [[5, 6, 7], [7, 7], [1, 2, 3], [
+      6,
+      8,
+      10,
+    ]]);
+    const ps = await prog.getParams();
+    assert.deepEqual(Array.from(ps.p!.data), [2, 4, 6]);
+    assert.deepEqual(Array.from(ps.q!.data), [1, 2, 3]);
+    const e = nx.input("e", [0, 3]);
+    const pe = await compile([nx.exp(e), nx.sum(e, 0)], { runtime: await rt() });
+    const [a, b] = await pe.run({ e: nx.array(new Float32Array(0), [0, 3]) });
+    assert.deepEqual(a!.shape, [0, 3]);
+    assert.deepEqual(Array.from(b!.data), [0, 0, 0]);
+  },
+});
+
+Deno.test({
   name: "zzz shared runtime teardown",
   ...opts,
   fn: () => {

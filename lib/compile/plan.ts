@@ -28,6 +28,7 @@ import {
   isOp,
   leavesOf,
   mk,
+  mkLeaf,
   OP_KIND,
   toposort,
   withSrc,
@@ -372,21 +373,26 @@ export function plan(outputs: readonly Expr[], opts: PlanOptions): Plan {
     );
   }
   const updNames = Object.keys(opts.updates ?? {}).sort();
-  const updVals = updNames.map((n) => opts.updates![n]!);
+  // a new value that is itself a param or input is copied into a buffer of its
+  // own first, so that updates applied in sequence all see the old values
+  const updVals = updNames.map((n) => {
+    const v = opts.updates![n]!;
+    return v.op === "param" || v.op === "input" ? mk("reshape", [v], { shape: v.shape }) : v;
+  });
   const raw = [...outputs, ...updVals];
   let roots = opts.fusion
     ? decomposeOnly(raw, new Set(["residual"]))
     : decomposeOnly(raw, new Set(["residual", "norm", "attention"]));
   roots = splitConcats(roots, opts.maxBindings);
   const { params } = leavesOf(roots);
+  // a param that only receives an update (e.g. a snapshot) still needs a buffer
+  const extra: Expr[] = [];
   for (const [i, name] of updNames.entries()) {
     const p = params.find((q) => q.arg.name === name);
     const v = roots[outputs.length + i]!;
     if (!p) {
-      throw new TypeError(
-        `Cannot compile update of param "${name}": the program has no param of that name ` +
-          `(params: ${params.map((q) => q.arg.name).join(", ") || "none"})`,
-      );
+      extra.push(mkLeaf("param", v.dtype, v.shape, { name }));
+      continue;
     }
     if (!shapeEq(p.shape, v.shape) || p.dtype !== v.dtype) {
       throw new TypeError(
@@ -395,7 +401,7 @@ export function plan(outputs: readonly Expr[], opts: PlanOptions): Plan {
       );
     }
   }
-  const order = toposort(roots);
+  const order = toposort([...roots, ...extra]);
   const pos = new Map(order.map((e, i) => [e, i]));
   NUM = pos;
   const users = new Map<Expr, Expr[]>();
