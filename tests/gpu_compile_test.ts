@@ -277,6 +277,27 @@ Deno.test({
 });
 
 Deno.test({
+  name: "the pipeline cache shares compiles in flight and across programs",
+  ...opts,
+  fn: async () => {
+    const own = await createRuntime();
+    try {
+      const x = nx.input("x", [7, 5]);
+      const y = nx.softmax(nx.mul(x, nx.param("s", [5])), -1);
+      const [a, b] = await Promise.all([
+        compile([y], { runtime: own }),
+        compile([y], { runtime: own }),
+      ]);
+      assert.equal(own.pipelineCount, a.kernels.length);
+      await compile([y], { runtime: own });
+      assert.equal(own.pipelineCount, b.kernels.length);
+    } finally {
+      own.destroy();
+    }
+  },
+});
+
+Deno.test({
   name: "zzz shared runtime teardown",
   ...opts,
   fn: () => {
