@@ -23,7 +23,17 @@
  * - `backend: "interpreter"` runs the same program on the float64
  *   interpreter; it is never chosen silently.
  * - `updates` maps param names to new values written back after each run,
- *   so training state stays on the GPU.
+ *   so training state stays on the GPU. Every new value is computed from the
+ *   old params; outputs are read before params are overwritten.
+ *
+ * A program owns a static set of buffers (temporaries share buffers by
+ * liveness); nothing inside it needs disposing but the program itself
+ * (`using prog = await compile(...)` or `prog[Symbol.dispose]()`).
+ * `run(inputs, { read })` writes inputs, dispatches every kernel in one
+ * submit and reads back only the outputs selected by `read` (indices, or one
+ * boolean per output), returning them in the order selected. GPU validation
+ * and compile errors, device loss and uncaptured errors are thrown with the
+ * kernel's name (and WGSL line), never swallowed.
  *
  * @module
  */
@@ -41,14 +51,13 @@ import {
 import {
   createRuntime,
   getRuntime,
-  hashText,
   type Runtime,
   type RuntimeLimits,
   type RuntimeOptions,
 } from "./runtime.ts";
 import { type EmitDevice, emitKernel } from "./wgsl.ts";
 
-export { createRuntime, getRuntime, hashText };
+export { createRuntime, getRuntime };
 export type { KernelInfo, Program, RunOptions, Runtime, RuntimeLimits, RuntimeOptions };
 
 /** Options for {@link compile}. */
