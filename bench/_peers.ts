@@ -56,7 +56,10 @@ export function loadTf(): Promise<Peer<Tf>> {
       if (!ok || backend !== "webgpu") {
         return { ok: false, error: `tf.setBackend("webgpu") gave backend "${backend}"` };
       }
-      return { ok: true, lib: tf, backend };
+      // the webgpu backend keeps its GPUDevice as `device` (not in tfjs-core's types)
+      const be = tf.backend() as unknown as { device?: GPUDevice };
+      const info = be.device?.adapterInfo;
+      return { ok: true, lib: tf, backend: `${backend} (${info?.description ?? "adapter ?"})` };
     } catch (e) {
       return { ok: false, error: describe(e) };
     }
@@ -80,12 +83,31 @@ export function loadJax(): Promise<Peer<Jax>> {
         return { ok: false, error: `jax.init("webgpu") found only [${devices.join(", ")}]` };
       }
       jax.defaultDevice("webgpu");
-      return { ok: true, lib: jax, backend: jax.defaultDevice() };
+      const info = (jax.getWebGPUDevice() as GPUDevice | undefined)?.adapterInfo;
+      return {
+        ok: true,
+        lib: jax,
+        backend: `${jax.defaultDevice()} (${info?.description ?? "adapter ?"})`,
+      };
     } catch (e) {
       return { ok: false, error: describe(e) };
     }
   })();
   return jaxPeer;
+}
+
+/**
+ * The 1/5/15-minute load averages (other processes share the CPU that llvmpipe runs on).
+ *
+ * @returns e.g. "load 2.10 3.40 3.60 on 2 CPUs", or "load unknown" without --allow-sys=loadavg
+ */
+export function loadAverage(): string {
+  try {
+    const [a, b, c] = Deno.loadavg().map((v) => v.toFixed(2));
+    return `load ${a} ${b} ${c} on ${navigator.hardwareConcurrency} CPUs`;
+  } catch {
+    return `load unknown (run with --allow-sys=loadavg); ${navigator.hardwareConcurrency} CPUs`;
+  }
 }
 
 /**
@@ -96,5 +118,5 @@ export function loadJax(): Promise<Peer<Jax>> {
  */
 export function reportBackends(file: string, rows: Record<string, string>): void {
   const lines = Object.entries(rows).map(([k, v]) => `  ${k}: ${v}`);
-  console.error(`[${file}] backends:\n${lines.join("\n")}`);
+  console.error(`[${file}] ${loadAverage()}; backends:\n${lines.join("\n")}`);
 }

@@ -257,7 +257,7 @@ for (const p of participants) {
     name: `block fwd ${p.name} (x${REPS}, ${p.dispatches} dispatches)`,
     group: "pre-ln block forward",
     baseline: p.name === "normix fused",
-    n: 4,
+    n: p.name.startsWith("normix") ? 8 : 4,
     warmup: 1,
     async fn() {
       await p.run(REPS);

@@ -49,14 +49,16 @@ if (gpuOk) {
 for (const n of SIZES) {
   const reps = REPS[n]!;
   const group = `matmul N=${n}`;
-  const slow = n >= 1024 ? { n: 3, warmup: 1 } : { n: 6, warmup: 1 };
+  // normix iterations are cheap, so it gets more samples; peers take ~1 s per iteration at 1024
+  const fast = { n: 8, warmup: 1 };
+  const slow = n >= 1024 ? { n: 4, warmup: 1 } : { n: 6, warmup: 1 };
 
   Deno.bench({
     name: `${group} normix (x${reps})`,
     group,
     baseline: true,
     ignore: !gpuOk,
-    ...slow,
+    ...fast,
     async fn() {
       const prog = normix.get(n)!;
       const runs: Promise<unknown>[] = [];
