@@ -81,7 +81,7 @@ export interface CompileOptions {
   warmup?: boolean;
 }
 
-const CHECK_WGSL = `// debug: flags the first element whose bits are NaN or ±Inf
+const CHECK_WGSL = `// debug: flags the first element whose bits are NaN or ±Inf (f32, or f16 pairs)
 struct Params { n: u32, slot: u32, half: u32, pad: u32 }
 @group(0) @binding(0) var<storage, read> x: array<u32>;
 @group(0) @binding(1) var<uniform> p: Params;
@@ -92,7 +92,13 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw
   let i = g.x + g.y * nw.x * 64u;
   if (i >= p.n) { return; }
   let bits = x[i];
-  if ((bits & 0x7f800000u) == 0x7f800000u) { atomicMin(&flags[p.slot], i); }
+  if (p.half == 0u) {
+    if ((bits & 0x7f800000u) == 0x7f800000u) { atomicMin(&flags[p.slot], i); }
+  } else {
+    // two f16 values per word
+    if ((bits & 0x7c00u) == 0x7c00u) { atomicMin(&flags[p.slot], 2u * i); }
+    if ((bits & 0x7c000000u) == 0x7c000000u) { atomicMin(&flags[p.slot], 2u * i + 1u); }
+  }
 }
 `;
 

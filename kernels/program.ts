@@ -278,11 +278,14 @@ export class GpuProgram implements Program {
           size: 16,
           usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
         });
-        device.queue.writeBuffer(params, 0, new Uint32Array([val.numel, slot, 0, 0]));
+        const half = val.dtype === "f16" && this.#p.runtime.f16Storage;
+        const words = half ? Math.ceil(val.numel / 2) : val.numel;
+        // (an odd f16 count leaves a zero half in the last word: never flagged)
+        device.queue.writeBuffer(params, 0, new Uint32Array([words, slot, half ? 1 : 0, 0]));
         this.#debugGroups.push({
           kernel: ki,
           value: v,
-          n: val.numel,
+          n: words,
           group: device.createBindGroup({
             layout: pipe.getBindGroupLayout(0),
             entries: [
@@ -297,9 +300,18 @@ export class GpuProgram implements Program {
     });
   }
 
+  // one u32 per checked kernel output, rounded up to 16 bytes
+  #flagBytes(): number {
+    let n = 0;
+    for (const k of this.#p.plan.kernels) {
+      for (const v of k.outputs) if (isFloat(this.#p.plan.values[v]!.dtype)) n++;
+    }
+    return Math.max(16, Math.ceil(n / 4) * 16);
+  }
+
   #flags(device: GPUDevice): GPUBuffer {
     this.#debugFlags ??= device.createBuffer({
-      size: Math.max(16, 4 * 4096),
+      size: this.#flagBytes(),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
     return this.#debugFlags;
@@ -462,7 +474,11 @@ export class GpuProgram implements Program {
     const enc = device.createCommandEncoder({ label: "normix run" });
     const debug = this.#p.debug;
     if (debug) {
-      device.queue.writeBuffer(this.#flags(device), 0, new Uint32Array(4096).fill(0xffffffff));
+      device.queue.writeBuffer(
+        this.#flags(device),
+        0,
+        new Uint32Array(this.#flagBytes() / 4).fill(0xffffffff),
+      );
     }
     const pass = enc.beginComputePass({ label: "normix program" });
     plan.kernels.forEach((_, i) => {
@@ -484,10 +500,10 @@ export class GpuProgram implements Program {
     if (debug) {
       // check before updates are applied, so NaNs never reach the params
       this.#debugStage ??= device.createBuffer({
-        size: 4 * 4096,
+        size: this.#flagBytes(),
         usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
       });
-      enc.copyBufferToBuffer(this.#flags(device), 0, this.#debugStage, 0, 4 * 4096);
+      enc.copyBufferToBuffer(this.#flags(device), 0, this.#debugStage, 0, this.#flagBytes());
       device.queue.submit([enc.finish()]);
       await this.#popErrors();
       await this.#debugStage.mapAsync(GPUMapMode.READ);
