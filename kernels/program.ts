@@ -562,7 +562,7 @@ export class GpuProgram implements Program {
     const [bad] = await this.#readValues([g.value]);
     const x = bad!.data[index]!;
     const what = Number.isNaN(x) ? "NaN" : x > 0 ? "+Inf" : "-Inf";
-    const op = await this.#replay(k, index, g.value).catch(() => undefined);
+    const op = await this.#replay(k).catch(() => undefined);
     throw new Error(
       `Cannot run program: debug check found ${what} at element ${index} of ${describeValue(v)} ` +
         `written by kernel ${k.name}${op ? `; first non-finite op: ${op}` : ""}. ` +
@@ -572,7 +572,7 @@ export class GpuProgram implements Program {
 
   // Re-evaluates the kernel's ops one by one on the CPU (f32-rounded), from the
   // values it read, to name the first op that produced a non-finite value.
-  async #replay(k: PlannedKernel, _index: number, _value: number): Promise<string | undefined> {
+  async #replay(k: PlannedKernel): Promise<string | undefined> {
     const reads = k.bindings.filter((b) => b.access === "read").map((b) => b.buffer);
     const arrays = await this.#readValues(reads);
     const known = new Map<Expr, Float64Array>();

@@ -261,8 +261,6 @@ interface Ctx {
   regions: Map<Expr, Expr[]>;
   /** node → anchor whose region holds it */
   claimed: Map<Expr, Expr>;
-  /** merged loop kernels: extra outputs written by a root's kernel */
-  merged: Map<Expr, Expr[]>;
   /** ancestor sets (memo) */
   anc: Map<Expr, Set<Expr>>;
   /** dots that must not be fused horizontally (binding limit) */
@@ -337,7 +335,6 @@ function growEpilogue(ctx: Ctx, x: Expr): Expr[] {
       }
     }
   }
-  // also drop elementwise tails that neither reach an output nor an outside user
   return ctx.order.filter((n) => R.has(n));
 }
 
@@ -414,7 +411,6 @@ export function plan(outputs: readonly Expr[], opts: PlanOptions): Plan {
     M: new Map(),
     regions: new Map(),
     claimed: new Map(),
-    merged: new Map(),
     anc: new Map(),
     valueNodes: [],
     noGroup: new Set(),
