@@ -224,22 +224,18 @@ function randomGraph(seed: number, prefix: string): Built {
 async function checkBatch(seeds: readonly number[], rt: Runtime, fusion: boolean): Promise<void> {
   const graphs = seeds.map((s, i) => randomGraph(s, `g${i}_`));
   const outputs = graphs.flatMap((g) => g.outputs);
-  const all: Record<string, nx.NDArray> = {};
-  for (const g of graphs) Object.assign(all, g.bindings);
   const params: Record<string, nx.NDArray> = {};
   const inputs: Record<string, nx.NDArray> = {};
   for (const g of graphs) {
     for (const [k, v] of Object.entries(g.bindings)) (g.params.has(k) ? params : inputs)[k] = v;
   }
   const prog = await compile(outputs, { runtime: rt, fusion });
-  if (Deno.env.get("DBG")) {
-    console.log(
-      "kernels",
-      prog.kernels.length,
-      Math.max(...prog.kernels.map((k) => k.buffers.length)),
-    );
-  }
   try {
+    for (const k of prog.kernels) {
+      if (k.buffers.length > rt.limits.maxStorageBuffers) {
+        throw new Error(`${k.name} binds too many`);
+      }
+    }
     prog.setParams(params);
     const got = await prog.run(inputs);
     let o = 0;
