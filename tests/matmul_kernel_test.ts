@@ -64,6 +64,9 @@ function prelude(c: Case): string {
   // Hooks record misuse in a private flag (cheap in the hot loop); mm_store publishes it.
   // Branch-free (`|` on bools does not short-circuit): branches in every load slow llvmpipe's
   // shader compiler down by an order of magnitude.
+  // the documented alignment: vec4 loads start at multiples of 4 when that dimension is one
+  const alignedI = m % 4 === 0 ? "(i % 4u != 0u)" : "false";
+  const alignedJ = n % 4 === 0 ? "(j % 4u != 0u)" : "false";
   const bad = (cond: string, code: number) =>
     `mm_bad |= select(0u, ${code}u, ${cond.replaceAll("||", "|")});`;
   return `
@@ -83,22 +86,22 @@ fn mm_b(b: u32, kk: u32, j: u32) -> f32 {
   return B[${bIdx("b", "kk", "j")}];
 }
 fn mm_a4(b: u32, i: u32, kk: u32) -> vec4<f32> {
-  ${bad(`(b >= ${c.batch}u) || (i >= ${m}u) || (kk + 3u >= ${k}u)`, 4)}
+  ${bad(`(b >= ${c.batch}u) || (i >= ${m}u) || (kk + 3u >= ${k}u) || (kk % 4u != 0u)`, 4)}
   return vec4<f32>(A[${aIdx("b", "i", "kk")}], A[${aIdx("b", "i", "kk + 1u")}],
     A[${aIdx("b", "i", "kk + 2u")}], A[${aIdx("b", "i", "kk + 3u")}]);
 }
 fn mm_b4(b: u32, kk: u32, j: u32) -> vec4<f32> {
-  ${bad(`(b >= ${c.batch}u) || (kk >= ${k}u) || (j + 3u >= ${n}u)`, 8)}
+  ${bad(`(b >= ${c.batch}u) || (kk >= ${k}u) || (j + 3u >= ${n}u) || ${alignedJ}`, 8)}
   return vec4<f32>(B[${bIdx("b", "kk", "j")}], B[${bIdx("b", "kk", "j + 1u")}],
     B[${bIdx("b", "kk", "j + 2u")}], B[${bIdx("b", "kk", "j + 3u")}]);
 }
 fn mm_a4i(b: u32, i: u32, kk: u32) -> vec4<f32> {
-  ${bad(`(b >= ${c.batch}u) || (i + 3u >= ${m}u) || (kk >= ${k}u)`, 32)}
+  ${bad(`(b >= ${c.batch}u) || (i + 3u >= ${m}u) || (kk >= ${k}u) || ${alignedI}`, 32)}
   return vec4<f32>(A[${aIdx("b", "i", "kk")}], A[${aIdx("b", "i + 1u", "kk")}],
     A[${aIdx("b", "i + 2u", "kk")}], A[${aIdx("b", "i + 3u", "kk")}]);
 }
 fn mm_b4k(b: u32, kk: u32, j: u32) -> vec4<f32> {
-  ${bad(`(b >= ${c.batch}u) || (kk + 3u >= ${k}u) || (j >= ${n}u)`, 64)}
+  ${bad(`(b >= ${c.batch}u) || (kk + 3u >= ${k}u) || (j >= ${n}u) || (kk % 4u != 0u)`, 64)}
   return vec4<f32>(B[${bIdx("b", "kk", "j")}], B[${bIdx("b", "kk + 1u", "j")}],
     B[${bIdx("b", "kk + 2u", "j")}], B[${bIdx("b", "kk + 3u", "j")}]);
 }
@@ -256,6 +259,7 @@ const AWKWARD: Case[] = [
   { batch: 1, m: 4, n: 3, k: 4, aT: true, bT: true },
   { batch: 2, m: 23, n: 9, k: 13, aT: true, bT: true, aVec4I: false, bVec4K: false },
   { batch: 2, m: 40, n: 36, k: 12, aVec4: false, bVec4: false },
+  { batch: 2, m: 20, n: 36, k: 12, aT: true },
   { batch: 2, m: 19, n: 70, k: 33, bT: true, epilogue: true },
   { batch: 1, m: 70, n: 1, k: 9 },
   { batch: 1, m: 2, n: 70, k: 9 },
