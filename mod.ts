@@ -27,3 +27,4 @@ export * from "./lib/optim/mod.ts";
 export * from "./lib/train/mod.ts";
 export * from "./lib/rewrite/mod.ts";
 export * from "./lib/nn/mod.ts";
+export * from "./kernels/mod.ts";
