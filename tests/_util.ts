@@ -8,6 +8,7 @@
  * @module
  */
 import fc from "fast-check";
+import { mulberry32 } from "../lib/data/rng.ts";
 
 /** Seed used by every property in this run (printed when a property fails). */
 export const FC_SEED: number = Deno.env.get("FC_SEED") !== undefined
@@ -100,14 +101,7 @@ export function maxAbsDiff(a: ArrayLike<number>, e: ArrayLike<number>): number {
  * @returns a function giving uniform numbers in [0, 1)
  */
 export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 /**

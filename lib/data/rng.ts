@@ -51,7 +51,18 @@ export function uniformAt(...words: number[]): number {
  * @returns a function giving the next number
  */
 export function uniformStream(seed: number): () => number {
-  let s = hash32(seed, 0x5eed);
+  return mulberry32(hash32(seed, 0x5eed));
+}
+
+/**
+ * mulberry32: a small, fast 32-bit PRNG, seeded directly (no hashing), the
+ * one generator behind every seeded stream in normix.
+ *
+ * @param seed a 32-bit seed
+ * @returns a function giving uniform numbers in [0, 1)
+ */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;
     let t = s;

@@ -19,6 +19,7 @@ import { numel } from "../ir/shape.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { InitScale } from "./placement.ts";
 import { qkGainInit } from "./placements.ts";
+import { mulberry32 } from "../data/rng.ts";
 
 /** How one parameter is filled. */
 export type InitRule =
@@ -85,14 +86,7 @@ function hash32(s: string, seed: number): number {
  * @returns a function giving uniform numbers in [0, 1)
  */
 export function uniformStream(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 /**
