@@ -169,6 +169,23 @@ Deno.test("mixLn() switches from Post-LN to Pre-LN at ⌊αN⌋", () => {
   assert.ok(m.params.some((p) => p.name === "ln_f.weight"));
 });
 
+Deno.test("mixLn({ postLayerList }) makes exactly the listed blocks Post-LN", () => {
+  const c = { ...CFG, nLayers: 4, positions: "none" as const, mlp: "gelu" as const };
+  const list = [1, 3];
+  for (let l = 0; l < 4; l++) {
+    const want = list.includes(l) ? postLn({ norm: "rms" }) : preLn({ norm: "rms" });
+    assert.equal(
+      buildBlock(c, mixLn({ postLayerList: list }), l),
+      buildBlock(c, want, l),
+      `l=${l}`,
+    );
+  }
+  assert.throws(
+    () => buildModel(c, mixLn({ postLayerList: [0, 4] })),
+    /postLayerList \[0,4\] names block\(s\) 4 outside 0\.\.3/,
+  );
+});
+
 Deno.test("placements put their norms at the §16 sites", () => {
   const c = { ...CFG, nLayers: 2 };
   const sites = (p: Placement) =>

@@ -262,17 +262,39 @@ export function qkNorm(o: QkNormOptions = {}): Placement {
  * Mix-LN: Post-LN in blocks `0 … ⌊αN⌋−1`, Pre-LN after, final norm kept
  * (spec §1, §15.11). The default norm is RMSNorm.
  *
- * @param o norm options, and `ratio` α (default 0.25) or `postLayers` directly
+ * @param o norm options, and which blocks are Post-LN: `ratio` α (default
+ *   0.25), `postLayers` (the first k blocks), or `postLayerList` (any
+ *   0-based block indices, for experiments beyond the paper)
  * @returns the placement
+ * @throws {RangeError} when `postLayerList` names a block outside the model
  */
 export function mixLn(
-  o: PlacementOptions & { ratio?: number; postLayers?: number } = {},
+  o: PlacementOptions & {
+    ratio?: number;
+    postLayers?: number;
+    postLayerList?: readonly number[];
+  } = {},
 ): Placement {
   const s = spec("mix-ln", o, "rms", STREAM_KINDS);
   return definePlacement("mix-ln", { norm: s }, (k) => {
-    const cut = o.postLayers ?? Math.floor((o.ratio ?? 0.25) * k.cfg.nLayers);
+    const n = k.cfg.nLayers;
+    let isPost: (l: number) => boolean;
+    if (o.postLayerList) {
+      const bad = o.postLayerList.filter((l) => !Number.isInteger(l) || l < 0 || l >= n);
+      if (bad.length) {
+        throw new RangeError(
+          `Cannot place mix-ln: postLayerList [${o.postLayerList.join(",")}] names block(s) ` +
+            `${bad.join(",")} outside 0..${n - 1}`,
+        );
+      }
+      const set = new Set(o.postLayerList);
+      isPost = (l) => set.has(l);
+    } else {
+      const cut = o.postLayers ?? Math.floor((o.ratio ?? 0.25) * n);
+      isPost = (l) => l < cut;
+    }
     return [
-      k.sublayer((x, f, st) => k.norm(add(x, f(x)), st.inNorm), { layers: (l) => l < cut }),
+      k.sublayer((x, f, st) => k.norm(add(x, f(x)), st.inNorm), { layers: isPost }),
       k.sublayer((x, f, st) => add(x, f(k.norm(x, st.inNorm)))),
       k.slot("final", (x) => k.norm(x, "ln_f")),
     ];
