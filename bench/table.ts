@@ -1,14 +1,16 @@
 /**
  * Turns one `deno bench --json` run of bench/ into markdown tables: matmul GFLOP/s with
- * normix's ratio to each peer, and the Pre-LN block forward in ms per forward with dispatches.
+ * normix's ratio to each peer; the Pre-LN block forward and forward + backward in ms per pass
+ * with dispatches; and the training step in ms per step, tokens/s and dispatches.
  *
  * ```sh
- * deno bench --json --allow-read --allow-env --allow-net=127.0.0.1 bench/ > /tmp/bench.json
+ * deno bench --json --allow-read --allow-env --allow-net=127.0.0.1 --allow-sys=loadavg bench/ \
+ *   > /tmp/bench.json
  * deno run --allow-read bench/table.ts /tmp/bench.json     # or pipe the JSON on stdin
  * ```
  *
- * Times are deno bench's per-iteration averages; each iteration runs the number of products or
- * forwards written as `(xR)` in its name.
+ * Times are deno bench's per-iteration averages; each iteration runs the number of products,
+ * passes or steps written as `(xR)` in its name.
  *
  * @module
  */
@@ -92,7 +94,59 @@ export function renderTables(run: BenchRun): string {
     }
     L.push("");
   }
-  if (mm.size === 0 && rows.length === 0) L.push("(no matmul or block benches in this run)");
+  // block forward + backward
+  const grad: { who: string; ms: number; dispatches: number }[] = [];
+  for (const b of run.benches) {
+    const m = /^block fwd\+bwd (.+) \(x(\d+), (\d+) dispatches\)$/.exec(b.name);
+    if (!m) continue;
+    grad.push({ who: m[1]!, ms: avgNs(b) / 1e6 / Number(m[2]), dispatches: Number(m[3]) });
+  }
+  if (grad.length > 0) {
+    const base = grad.find((r) => r.who === "normix fused")?.ms ?? NaN;
+    L.push(
+      "Pre-LN block forward + backward (loss and gradients of all 16 block parameters), " +
+        "ms per pass:",
+      "",
+    );
+    L.push("| participant | ms / pass | dispatches / pass | time ÷ normix fused |");
+    L.push("|---|---:|---:|---:|");
+    for (const r of grad) {
+      L.push(`| ${r.who} | ${fmt(r.ms, 1)} | ${r.dispatches} | ${fmt(r.ms / base)}× |`);
+    }
+    L.push("");
+  }
+
+  // training step
+  const steps: { who: string; ms: number; dispatches: number; tokens: number }[] = [];
+  for (const b of run.benches) {
+    const m = /^train step (.+) \(x(\d+), (\d+) dispatches, (\d+) tokens\)$/.exec(b.name);
+    if (!m) continue;
+    steps.push({
+      who: m[1]!,
+      ms: avgNs(b) / 1e6 / Number(m[2]),
+      dispatches: Number(m[3]),
+      tokens: Number(m[4]),
+    });
+  }
+  if (steps.length > 0) {
+    const base = steps.find((r) => r.who === "normix fused")?.ms ?? NaN;
+    L.push(
+      "One training step of the example's Pre-LN model (forward, backward, clipping, AdamW), " +
+        "ms per step:",
+      "",
+    );
+    L.push("| participant | ms / step | tokens / s | dispatches / step | time ÷ normix fused |");
+    L.push("|---|---:|---:|---:|---:|");
+    for (const r of steps) {
+      L.push(
+        `| ${r.who} | ${fmt(r.ms, 1)} | ${fmt((r.tokens * 1000) / r.ms, 0)} | ${r.dispatches} | ${
+          fmt(r.ms / base)
+        }× |`,
+      );
+    }
+    L.push("");
+  }
+  if (L.length === 2) L.push("(no matmul, block or train-step benches in this run)");
   return L.join("\n");
 }
 
