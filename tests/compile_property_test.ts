@@ -53,7 +53,7 @@ function randomGraph(seed: number, prefix: string): Built {
     const x = any();
     const s = x.shape;
     const rank = s.length;
-    const kind = int(0, 16);
+    const kind = int(0, 19);
     let y: E;
     switch (kind) {
       case 0: { // long elementwise chain
@@ -196,6 +196,43 @@ function randomGraph(seed: number, prefix: string): Built {
         const m2 = nx.add(nx.matmul(a, leaf([k, nn], true)), leaf([nn], true));
         reduceLen = Math.max(reduceLen, k);
         y = r() < 0.5 ? nx.add(m1, m2) : nx.concat([m1, nx.tanh(m2)], -1);
+        break;
+      }
+      case 17: { // Post-LN / HybridNorm: y = Norm(x + x·W); y + y·W2 (a norm read by a matmul
+        // and by that matmul's epilogue)
+        const k = s[rank - 1]!;
+        const a = rank === 1 ? nx.reshape(x, [1, k]) : x;
+        const h = nx.add(a, nx.matmul(a, leaf([k, k], true)));
+        const yn = r() < 0.5 ? nx.layerNorm(h) : nx.rmsNorm(h);
+        reduceLen = Math.max(reduceLen, 2 * k);
+        const z = nx.matmul(yn, leaf([k, k], true));
+        y = r() < 0.5 ? nx.add(yn, z) : nx.add(nx.mul(z, nx.sum(yn, -1, { keepdims: true })), yn);
+        break;
+      }
+      case 18: { // reductions feeding a matmul epilogue (row statistics of A, of the product)
+        const k = s[rank - 1]!;
+        const a = rank === 1 ? nx.reshape(x, [1, k]) : x;
+        const nn = int(1, 5);
+        const mm = nx.matmul(a, leaf([k, nn], true));
+        reduceLen = Math.max(reduceLen, k * nn);
+        const red = int(0, 2);
+        const side = red === 0
+          ? nx.mean(a, -1, { keepdims: true })
+          : red === 1
+          ? nx.max(nx.tanh(a), -1, { keepdims: true })
+          : nx.sum(nx.layerNorm(a), -1, { keepdims: true });
+        const e = nx.add(mm, side);
+        y = r() < 0.5 ? e : nx.sub(e, nx.mean(e, -1, { keepdims: true }));
+        break;
+      }
+      case 19: { // a norm feeding two matmuls (sibling products) and an elementwise consumer
+        const k = s[rank - 1]!;
+        const a = rank === 1 ? nx.reshape(x, [1, k]) : x;
+        const yn = nx.layerNorm(nx.mul(a, 2));
+        const m1 = nx.matmul(yn, leaf([k, k], true));
+        const m2 = nx.matmul(yn, leaf([k, k], true));
+        reduceLen = Math.max(reduceLen, k);
+        y = nx.add(nx.add(m1, nx.tanh(m2)), yn);
         break;
       }
       default: { // gather rows of a table by integer indices, plus iota masks

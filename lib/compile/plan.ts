@@ -342,6 +342,10 @@ function growEpilogue(ctx: Ctx, x: Expr): Expr[] {
 function need(ctx: Ctx, e: Expr, why: string): boolean {
   if (OP_KIND[e.op] === "leaf" && e.op !== "const" && e.op !== "iota") return false;
   if (ctx.M.has(e)) return false;
+  if (!ctx.pos.has(e)) {
+    // only graph nodes get buffers; a caller passing a norm's inner node is a planner bug
+    throw new Error(`Internal error: cannot materialise ${describe(e)} (${why}): not a graph node`);
+  }
   ctx.M.set(e, why);
   return true;
 }
@@ -498,9 +502,11 @@ function step(ctx: Ctx): boolean {
       for (const n of R) {
         if (isAnchor(n)) continue;
         for (const s of n.src) {
-          if (inR.has(s)) continue;
+          // a materialised side input is loaded, not recomputed
+          if (inR.has(s) || ctx.M.has(s) || OP_KIND[s.op] === "leaf") continue;
           for (const r of inlineRegion(ctx, s, true)) {
-            if (isReduction(r) || isAnchor(r)) {
+            // (nodes inside a norm's decomposition are no graph nodes: the norm is)
+            if ((isReduction(r) || isAnchor(r)) && ctx.pos.has(r)) {
               changed = need(ctx, r, `reduction feeding a matmul/attention epilogue`) || changed;
             }
           }
@@ -555,7 +561,8 @@ function splitFor(ctx: Ctx, k: PlannedKernel): void {
   let best: Expr | undefined, bestLoads = 0;
   for (const root of rootsOf) {
     for (const n of inlineRegion(ctx, root)) {
-      if (rootsOf.includes(n) || OP_KIND[n.op] === "movement") continue;
+      // nodes inside a norm's decomposition cannot get a buffer (the norm can)
+      if (rootsOf.includes(n) || OP_KIND[n.op] === "movement" || !ctx.pos.has(n)) continue;
       const loads = new Set<Expr>();
       for (const m of inlineRegion(ctx, n)) {
         for (const s of m.op === "norm" ? [normBody(m)] : m.src) {
