@@ -191,6 +191,15 @@ export async function compile(
       `Cannot compile: creating the program's buffers and bind groups failed: ${err.message}`,
     );
   }
+  if (opts.warmup ?? true) {
+    try {
+      await prog.warmup();
+    } catch (e) {
+      prog[Symbol.dispose]();
+      throw e;
+    }
+    prog.compileMs = performance.now() - t0;
+  }
   return prog;
 }
 

@@ -330,7 +330,11 @@ export class GpuProgram implements Program {
     device.pushErrorScope("validation");
     const enc = device.createCommandEncoder({ label: "normix warm-up" });
     const pass = enc.beginComputePass();
+    // a driver compiles each pipeline once: one dispatch per distinct pipeline
+    const seen = new Set<GPUComputePipeline>();
     this.#p.plan.kernels.forEach((_, i) => {
+      if (seen.has(this.#p.pipelines[i]!)) return;
+      seen.add(this.#p.pipelines[i]!);
       pass.setPipeline(this.#p.pipelines[i]!);
       pass.setBindGroup(0, this.#bindGroups[i]!);
       pass.dispatchWorkgroups(...this.#p.emitted[i]!.dispatch);
@@ -638,7 +642,7 @@ function infoOf(k: PlannedKernel, e: EmittedKernel, buffers: BufferPlan, plan: P
     ops: k.ops,
     why: k.why,
     buffers: e.bindings.map((b) => ({
-      name: b.name,
+      name: b.label,
       access: b.access,
       dtype: plan.values[b.buffer]!.dtype,
       elements: plan.values[b.buffer]!.numel,

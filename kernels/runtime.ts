@@ -173,20 +173,23 @@ class GpuRuntime implements Runtime {
   }
 
   pipeline(code: string, label: string): Promise<GPUComputePipeline> {
-    const key = hashText(code);
+    // comments (kernel names, node labels) do not change the shader: kernels that
+    // differ only in them share one compile; lines are kept so errors point into `code`
+    const bare = stripComments(code);
+    const key = hashText(bare);
     let p = this.#cache.get(key);
     if (!p) {
-      p = this.#create(code, label);
+      p = this.#create(bare, label, code);
       this.#cache.set(key, p);
       p.catch(() => this.#cache.delete(key));
     }
     return p;
   }
 
-  async #create(code: string, label: string): Promise<GPUComputePipeline> {
+  async #create(bare: string, label: string, code: string): Promise<GPUComputePipeline> {
     const dev = this.device;
     dev.pushErrorScope("validation");
-    const module = dev.createShaderModule({ code, label });
+    const module = dev.createShaderModule({ code: bare, label });
     const info = await module.getCompilationInfo();
     const scopeErr = await dev.popErrorScope();
     const errs = info.messages.filter((m) => m.type === "error");
@@ -223,6 +226,17 @@ class GpuRuntime implements Runtime {
   [Symbol.dispose](): void {
     this.destroy();
   }
+}
+
+/**
+ * WGSL without its `//` comments, line for line (the emitter writes no block
+ * comments and WGSL has no string literals).
+ *
+ * @param code WGSL
+ * @returns the same lines with comments removed and trailing spaces trimmed
+ */
+export function stripComments(code: string): string {
+  return code.replace(/[ \t]*\/\/[^\n]*/g, "");
 }
 
 // Naga reports "┌─ wgsl:12:5" style positions in validation messages.

@@ -10,6 +10,11 @@
  * that evaluate to infinity or NaN. All arithmetic on
  * floats is f32 (f16 is a storage format only); bool is stored as u32.
  *
+ * Bindings are named by number (`b0`, `b1`, …) and everything kernel-specific
+ * (kernel and node names, buffer labels) lives in comments, so kernels that
+ * differ only in which buffers they bind (the same sublayer in every layer)
+ * print the same code once comments are stripped and share one pipeline.
+ *
  * @module
  */
 
@@ -301,7 +306,9 @@ function header(ctx: Ctx, bindings: readonly Binding[], title: string[]): string
   bindings.forEach((b, i) => {
     const el = b.vec4 ? "vec4<f32>" : storeType(b.dtype, ctx.f16);
     const acc = b.access === "read" ? "read" : "read_write";
-    L.push(`@group(0) @binding(${i}) var<storage, ${acc}> ${b.name}: array<${el}>;`);
+    L.push(
+      `@group(0) @binding(${i}) var<storage, ${acc}> ${b.name}: array<${el}>; // ${b.label}`,
+    );
   });
   return L.join("\n");
 }

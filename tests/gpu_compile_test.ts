@@ -298,6 +298,33 @@ Deno.test({
 });
 
 Deno.test({
+  name: "kernels that differ only in their buffers and comments share one pipeline",
+  ...opts,
+  fn: async () => {
+    const own = await createRuntime();
+    try {
+      // two identical layers with their own params: same WGSL but for names
+      let h: nx.Expr<"f32"> = nx.input("x", [4, 8]);
+      for (let l = 0; l < 2; l++) {
+        const w = nx.param(`l${l}.w`, [8, 8]);
+        h = nx.add(h, nx.gelu(nx.matmul(nx.layerNorm(h), w)));
+      }
+      const prog = await compile([h], { runtime: own });
+      const distinct = new Set(prog.kernels.map((k) => k.wgsl.replace(/\/\/[^\n]*/g, "")));
+      assert.ok(distinct.size < prog.kernels.length, explain(prog));
+      assert.equal(own.pipelineCount, distinct.size);
+      const params = { "l0.w": arr(64, 1, [8, 8]), "l1.w": arr(64, 2, [8, 8]) };
+      prog.setParams(params);
+      const x = arr(32, 3, [4, 8]);
+      const [got] = await prog.run({ x });
+      assertClose(got!.data, interpret([h], { ...params, x })[0]!.data, { atol: 1e-5, rtol: 1e-4 });
+    } finally {
+      own.destroy();
+    }
+  },
+});
+
+Deno.test({
   name: "zzz shared runtime teardown",
   ...opts,
   fn: () => {

@@ -73,8 +73,13 @@ export type Stmt =
 
 /** How a kernel uses one storage buffer. */
 export interface Binding {
-  /** the WGSL-safe name the IR uses */
+  /**
+   * the WGSL name the IR uses: `b<binding number>`, so kernels that differ only
+   * in which buffers they bind print the same WGSL (one pipeline compile)
+   */
   readonly name: string;
+  /** a readable name for comments and explain, e.g. `p_blocks_0_attn_q_weight` */
+  readonly label: string;
   /** the buffer it binds (see the buffer plan) */
   readonly buffer: number;
   /** element type as stored (bool is stored as u32) */

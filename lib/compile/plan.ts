@@ -714,7 +714,8 @@ function buildKernels(ctx: Ctx): Built[] {
       const hit = by.get(v);
       if (hit) return hit.name;
       const b: Binding = {
-        name: bindingName(e, v),
+        name: `b${list.length}`,
+        label: bindingName(e, v),
         buffer: v,
         dtype: e.dtype === "bool" ? "u32" : e.dtype,
         access,
