@@ -1,103 +1,306 @@
 /**
- * The main job: Pre-LN, Post-LN and HybridNorm blocks built from the same
- * builders, printed, and evaluated on the float64 interpreter.
+ * The main job: Pre-LN, Post-LN, HybridNorm and HybridNorm* built from one
+ * config by placement rewrites, each trained on the same data and seed with
+ * the whole step (forward, backward, AdamW) compiled to fused WGSL, then
+ * compared side by side.
  *
- * Run: `deno run examples/hybridnorm.ts`
+ * Run: `deno run examples/hybridnorm.ts` (no permissions needed)
+ *
+ * Flags: --steps N --width D --depth L --heads H --seq T --batch B --lr X
+ * --seed S --variants a,b,c --corpus markov|<text file> (needs --allow-read)
+ * --report out.html|out.svg (needs --allow-write) --eval-every N
+ * --backend webgpu|interpreter --help
+ *
+ * The default corpus is a seeded order-2 Markov language whose entropy rate
+ * is known exactly, so the table shows each variant's gap to the optimum.
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import * as nx from "../mod.ts";
+import { compile, type Program } from "../kernels/mod.ts";
 
-const B = 2, T = 8, D = 16, H = 2, F = 32;
-const dh = D / H;
+const { values: flags } = parseArgs({
+  args: Deno.args,
+  options: {
+    steps: { type: "string", default: "300" },
+    width: { type: "string", default: "64" },
+    depth: { type: "string", default: "4" },
+    heads: { type: "string", default: "4" },
+    seq: { type: "string", default: "32" },
+    batch: { type: "string", default: "8" },
+    lr: { type: "string", default: "3e-3" },
+    seed: { type: "string", default: "0" },
+    variants: { type: "string", default: "pre-ln,post-ln,hybridnorm,hybridnorm-star" },
+    corpus: { type: "string", default: "markov" },
+    report: { type: "string" },
+    "eval-every": { type: "string", default: "100" },
+    backend: { type: "string", default: "webgpu" },
+    help: { type: "boolean", default: false },
+  },
+});
 
-type F32 = nx.Expr<"f32">;
-
-function linear(x: F32, name: string, din: number, dout: number): F32 {
-  return nx.matmul(x, nx.param(`${name}.weight`, [din, dout]));
-}
-
-function heads(x: F32): F32 { // [B,T,D] -> [B,H,T,dh]
-  return nx.permute(nx.reshape(x, [B, T, H, dh]), [0, 2, 1, 3]);
-}
-
-function merge(x: F32): F32 { // [B,H,T,dh] -> [B,T,D]
-  return nx.reshape(nx.permute(x, [0, 2, 1, 3]), [B, T, D]);
-}
-
-function attn(x: F32, p: string, qkvNorm: boolean): F32 {
-  let [q, k, v] = ["q", "k", "v"].map((n) => heads(linear(x, `${p}.attn.${n}`, D, D)));
-  if (qkvNorm) { // HybridNorm: RMSNorm on q, k, v per head (spec §6)
-    [q, k, v] = [q!, k!, v!].map((t, i) =>
-      nx.mul(nx.rmsNorm(t), nx.param(`${p}.attn.${"qkv"[i]}_norm.weight`, [dh]))
-    );
-  }
-  return linear(merge(nx.attention(q!, k!, v!, { causal: true })), `${p}.attn.o`, D, D);
-}
-
-function mlp(x: F32, p: string): F32 {
-  return linear(nx.gelu(linear(x, `${p}.mlp.fc1`, D, F)), `${p}.mlp.fc2`, F, D);
-}
-
-function ln(x: F32, name: string): F32 {
-  return nx.add(
-    nx.mul(nx.layerNorm(x), nx.param(`${name}.weight`, [D])),
-    nx.param(`${name}.bias`, [D]),
+if (flags.help) {
+  console.log(
+    "usage: deno run [--allow-read] [--allow-write] examples/hybridnorm.ts [--steps 300] [--width 64]\n" +
+      "  [--depth 4] [--heads 4] [--seq 32] [--batch 8] [--lr 3e-3] [--seed 0]\n" +
+      "  [--variants pre-ln,post-ln,hybridnorm,hybridnorm-star] [--corpus markov|FILE]\n" +
+      "  [--report out.html] [--eval-every 100] [--backend webgpu|interpreter]\n" +
+      `variants: ${Object.keys(nx.PLACEMENTS).join(", ")}`,
   );
+  Deno.exit(0);
 }
 
-function rms(x: F32, name: string): F32 {
-  return nx.mul(nx.rmsNorm(x), nx.param(`${name}.weight`, [D]));
+function intFlag(name: string, min: number): number {
+  const v = Number((flags as Record<string, unknown>)[name]);
+  if (!Number.isInteger(v) || v < min) {
+    console.error(
+      `--${name} must be an integer >= ${min}, got "${(flags as Record<string, unknown>)[name]}"`,
+    );
+    Deno.exit(2);
+  }
+  return v;
 }
 
-const x = nx.input("x", [B, T, D]);
-const p = "blocks.0";
-const blocks: Record<string, F32> = {
-  // y = x + Attn(LN1(x)); x+ = y + FFN(LN2(y))
-  "pre-ln": ((): F32 => {
-    const y = nx.add(x, attn(ln(x, `${p}.ln_1`), p, false));
-    return nx.add(y, mlp(ln(y, `${p}.ln_2`), p));
-  })(),
-  // y = LN(x + Attn(x)); x+ = LN(y + FFN(y))
-  "post-ln": ((): F32 => {
-    const y = ln(nx.add(x, attn(x, p, false)), `${p}.ln_1`);
-    return ln(nx.add(y, mlp(y, p)), `${p}.ln_2`);
-  })(),
-  // z = RMS(x + Attn_qkv(x)); x+ = z + FFN(z)
-  "hybridnorm": ((): F32 => {
-    const z = rms(nx.add(x, attn(x, p, true)), `${p}.ln_2`);
-    return nx.add(z, mlp(z, p));
-  })(),
+const steps = intFlag("steps", 1), width = intFlag("width", 2), depth = intFlag("depth", 1);
+const heads = intFlag("heads", 1), seqLen = intFlag("seq", 2), batch = intFlag("batch", 1);
+const seed = intFlag("seed", 0), evalEvery = intFlag("eval-every", 1);
+const lr = Number(flags.lr);
+const variants = flags.variants.split(",").map((s) => s.trim()).filter(Boolean);
+const backend = flags.backend as "webgpu" | "interpreter";
+if (!(lr > 0)) throw new RangeError(`--lr must be a positive number, got "${flags.lr}"`);
+if (backend !== "webgpu" && backend !== "interpreter") {
+  throw new RangeError(`--backend must be webgpu or interpreter, got "${backend}"`);
+}
+for (const v of variants) nx.placementByName(v); // fail fast on unknown names
+
+// ---- data -----------------------------------------------------------------
+let tokens: Int32Array, vocab: number, optimum: number | undefined, corpusName: string;
+let unigram: number;
+if (flags.corpus === "markov") {
+  const chain = nx.markovChain({ vocab: 32, order: 2, branching: 4, seed: 1 });
+  tokens = nx.sampleMarkov(chain, 400_000, seed + 1);
+  vocab = 32;
+  optimum = nx.markovOptimalLoss(chain, seqLen);
+  unigram = nx.markovUnigramEntropy(chain);
+  corpusName = `Markov order 2, V=32, entropy rate ${nx.markovEntropyRate(chain).toFixed(3)} nats`;
+} else {
+  tokens = await nx.readByteCorpus(flags.corpus);
+  vocab = nx.BYTE_VOCAB_SIZE;
+  unigram = nx.unigramEntropy(tokens, vocab);
+  corpusName = `${flags.corpus} (${tokens.length} bytes)`;
+}
+const { train, val } = nx.splitTokens(tokens, 0.1);
+const spec = { batchSize: batch, seqLen, seed };
+const valBatches = nx.evalBatches(val, spec, 4);
+
+const cfg: nx.ModelConfig = {
+  vocabSize: vocab,
+  dModel: width,
+  nLayers: depth,
+  nHeads: heads,
+  batch,
+  seqLen,
 };
 
-// Deterministic weights: normal(0, 0.02) from a small LCG, norms at 1 / 0.
-let seed = 42;
-function randn(n: number, std: number): Float64Array {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    const u = (seed + 0.5) / 2 ** 32;
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    const v = seed / 2 ** 32;
-    out[i] = std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-  }
-  return out;
+const log = nx.createTrainingLog({
+  title: `normix: ${variants.join(" vs ")} (d=${width}, L=${depth}, T=${seqLen}, B=${batch})`,
+  optimum,
+  meta: { corpus: corpusName, steps, lr, seed, backend },
+});
+
+console.log(`corpus: ${corpusName}; unigram entropy ${unigram.toFixed(3)} nats`);
+console.log(
+  `model: d=${width} L=${depth} H=${heads} T=${seqLen} B=${batch}, ${steps} steps, AdamW lr ${lr}, ` +
+    `warm-up + cosine, clip 1.0, backend ${backend}`,
+);
+
+interface Row {
+  variant: string;
+  train: number;
+  val: number;
+  tokS: number;
+  kernels: number;
+  spread: number;
+  params: number;
+  compileS: number;
+  status: string;
+}
+const rows: Row[] = [];
+
+async function compileFor(
+  outputs: readonly nx.Expr[],
+  updates?: Record<string, nx.Expr>,
+): Promise<Program> {
+  return await compile(outputs, { updates, backend });
 }
 
-for (const [name, out] of Object.entries(blocks)) {
-  const { params } = nx.leavesOf([out]);
-  const bindings: Record<string, nx.NDArray> = { x: nx.array(randn(B * T * D, 1), [B, T, D]) };
-  for (const q of params) {
-    const n = nx.numel(q.shape);
-    const isNorm = /norm|ln_/.test(q.arg.name);
-    const data = isNorm
-      ? new Float64Array(n).fill(q.arg.name.endsWith("bias") ? 0 : 1)
-      : randn(n, 0.02);
-    bindings[q.arg.name] = nx.array(data, q.shape);
+for (const variant of variants) {
+  const model = nx.buildModel(cfg, variant);
+  const params = nx.initParams(model, seed);
+  const schedule = nx.warmupCosine({
+    peak: lr,
+    warmup: Math.min(30, Math.floor(steps / 10)),
+    total: Math.max(steps, 2),
+    min: lr / 10,
+  });
+  const step0 = nx.trainStepGraph(
+    model.loss,
+    undefined,
+    nx.adamw({ lr: schedule, weightDecay: 0.01 }),
+    { clip: 1 },
+  );
+  const trained = nx.leavesOf([model.loss]).params.filter((p) =>
+    step0.trainable.includes(p.arg.name)
+  );
+  const ratios = nx.updateRatios(trained, step0.updates);
+  const step: nx.TrainStep = {
+    ...step0,
+    outputs: { ...step0.outputs, ...ratios },
+    outputNames: [...step0.outputNames, ...Object.keys(ratios)],
+    outputList: [...step0.outputList, ...Object.values(ratios)],
+  };
+  const diag = { ...nx.activationRms(model), ...nx.attentionEntropy(model.logits) };
+  const t0 = performance.now();
+  const prog = await compileFor(step.outputList, { ...step.updates });
+  const evalProg = await compileFor([model.loss, ...Object.values(diag)]);
+  prog.setParams({ ...params, ...nx.initOptimizerState(step) });
+  const compileS = (performance.now() - t0) / 1000;
+
+  const modelNames = model.params.map((p) => p.name);
+  const evaluate = async (t: number): Promise<number> => {
+    evalProg.setParams(await prog.getParams(modelNames));
+    let loss = 0;
+    let d: number[] = [];
+    for (const b of valBatches) {
+      const outs = await evalProg.run({ ids: b.inputs, targets: b.targets });
+      loss += Number(outs[0]!.data[0]) / valBatches.length;
+      const vals = outs.slice(1).map((o) => Number(o.data[0]));
+      d = d.length
+        ? d.map((x, i) => x + vals[i]! / valBatches.length)
+        : vals.map((x) => x / valBatches.length);
+    }
+    nx.recordVal(log, variant, t, loss);
+    const names = Object.keys(diag);
+    const pick = (prefix: string) => names.flatMap((n, i) => (n.startsWith(prefix) ? [d[i]!] : []));
+    nx.recordLayers(log, variant, "actRms", t, pick("actRms."));
+    nx.recordLayers(log, variant, "attnEntropy", t, pick("attnEntropy."));
+    return loss;
+  };
+
+  let lastVal = NaN, lastLoss = NaN, status = "ok";
+  const tokensPerStep = batch * seqLen;
+  let tStart = 0, tLast = 0, stepsTimed = 0;
+  const spreads: number[] = [];
+  const tty = Deno.stderr.isTerminal();
+  const enc = new TextEncoder();
+  try {
+    await nx.trainLoop(prog, step, {
+      steps,
+      logEvery: 10,
+      batch: (t) => {
+        if (t === 2) tStart = performance.now(); // step 1 includes lazy shader compilation
+        const b = nx.trainBatch(train, spec, t);
+        return { ids: b.inputs, targets: b.targets };
+      },
+      onLog: async (t, v) => {
+        tLast = performance.now();
+        stepsTimed = t - 1;
+        const tokS = stepsTimed > 0 && tStart
+          ? (stepsTimed * tokensPerStep) / ((tLast - tStart) / 1000)
+          : 0;
+        lastLoss = v.loss!;
+        nx.recordTrain(log, variant, { step: t, loss: v.loss!, tokensPerSec: tokS, lr: v.lr });
+        const gn = Object.keys(v).filter((k) => /^gradNorm\.blocks\.\d+$/.test(k)).map((k) =>
+          v[k]!
+        );
+        const ur = Object.keys(v).filter((k) => /^updateRatio\.blocks\.\d+$/.test(k)).map((k) =>
+          v[k]!
+        );
+        nx.recordLayers(log, variant, "gradNorm", t, gn);
+        if (ur.length) nx.recordLayers(log, variant, "updateRatio", t, ur);
+        if (gn.length > 1) spreads.push(Math.max(...gn) / Math.max(Math.min(...gn), 1e-30));
+        if (t % evalEvery === 0 || t === steps) lastVal = await evaluate(t);
+        const line = nx.formatProgress({
+          step: t,
+          total: steps,
+          loss: v.loss,
+          valLoss: Number.isNaN(lastVal) ? undefined : lastVal,
+          tokensPerSec: tokS,
+          elapsedSec: (performance.now() - t0) / 1000,
+          label: variant.padEnd(16),
+        });
+        if (tty) await Deno.stderr.write(enc.encode(`\r${line}`));
+        else if (t % 100 === 0 || t === steps) console.error(line);
+      },
+    });
+  } catch (e) {
+    if (!(e instanceof RangeError) || !String(e.message).includes("loss is")) throw e;
+    status = `diverged: ${e.message.split(";")[0]}`;
   }
-  seed = 42;
-  const [y] = nx.interpret([out], bindings);
-  const rmsOut = Math.sqrt(y!.data.reduce((a, v) => a + v * v, 0) / y!.data.length);
-  console.log(`\n== ${name}: ${params.length} parameters, output rms ${rmsOut.toFixed(4)}`);
-  console.log(nx.printExpr(out).split("\n").slice(-6).join("\n"));
+  if (tty) await Deno.stderr.write(enc.encode("\n"));
+  const tokS = stepsTimed > 0 ? (stepsTimed * tokensPerStep) / ((tLast - tStart) / 1000) : 0;
+  const tail = spreads.slice(-5);
+  rows.push({
+    variant,
+    train: lastLoss,
+    val: lastVal,
+    tokS,
+    kernels: prog.dispatchCount,
+    spread: tail.length ? tail.reduce((a, b) => a + b) / tail.length : NaN,
+    params: model.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0),
+    compileS,
+    status,
+  });
+  prog[Symbol.dispose]();
+  evalProg[Symbol.dispose]();
+}
+
+// ---- table ----------------------------------------------------------------
+const f = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+const header = [
+  "variant",
+  "params",
+  "train loss",
+  "val loss",
+  optimum !== undefined ? "gap to optimum" : "vs unigram",
+  "tok/s",
+  "kernels/step",
+  "grad-norm spread",
+  "compile s",
+  "status",
+];
+const table = rows.map((r) => [
+  r.variant,
+  String(r.params),
+  f(r.train),
+  f(r.val),
+  optimum !== undefined ? f(r.val - optimum) : f(r.val - unigram),
+  f(r.tokS, 0),
+  String(r.kernels),
+  f(r.spread, 2),
+  f(r.compileS, 1),
+  r.status,
+]);
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+const line = (cells: string[]) =>
+  "| " + cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ") + " |";
+console.log();
+console.log(line(header));
+console.log("|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|");
+for (const row of table) console.log(line(row));
+if (optimum !== undefined) {
+  console.log(
+    `\noptimum (entropy of the corpus given up to 2 tokens of context): ${
+      optimum.toFixed(3)
+    } nats; unigram ${unigram.toFixed(3)}`,
+  );
+}
+console.log(
+  "grad-norm spread = max/min of per-block gradient norms, mean of the last 5 logged steps",
+);
+
+if (flags.report) {
+  await nx.saveReport(flags.report, log);
+  console.log(`report written to ${flags.report}`);
 }
