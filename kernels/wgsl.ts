@@ -388,7 +388,14 @@ function emitMatmul(
       }) / 4u];\n}`,
     );
   }
-  if (ir.aDirectI) {
+  if (ir.aDirectI && ir.m % 4 === 0) {
+    // the template calls mm_a4i with i a multiple of 4 when 4 | m: one aligned vec4
+    P.push(
+      `fn mm_a4i(b: u32, i: u32, kk: u32) -> vec4<f32> {\n  return ${ir.aDirectI.buf}[(${
+        linText(ir.aDirectI.idx)
+      }) / 4u];\n}`,
+    );
+  } else if (ir.aDirectI) {
     // contiguous along i; a vec4 load when the start is aligned, else four scalars
     P.push(
       `fn mm_a4i(b: u32, i: u32, kk: u32) -> vec4<f32> {\n  let x = ${
@@ -399,11 +406,11 @@ function emitMatmul(
         `mm_a(b, i + 3u, kk));\n}`,
     );
   }
-  const b4k = (p: MatmulKernelIR["parts"][number], name: string, mmb: string) =>
-    `fn ${name}(b: u32, kk: u32, j: u32) -> vec4<f32> {\n  let x = ${linText(p.bDirectK!.idx)};\n` +
-    `  if ((x & 3u) == 0u) { return ${p.bDirectK!.buf}[x / 4u]; }\n` +
-    `  return vec4<f32>(${mmb}(b, kk, j), ${mmb}(b, kk + 1u, j), ${mmb}(b, kk + 2u, j), ` +
-    `${mmb}(b, kk + 3u, j));\n}`;
+  // the template calls mm_b4k with kk a multiple of 4, and aligned() made every other
+  // stride a multiple of 4: the load is always one aligned vec4
+  const b4k = (p: MatmulKernelIR["parts"][number], name: string) =>
+    `fn ${name}(b: u32, kk: u32, j: u32) -> vec4<f32> {\n` +
+    `  return ${p.bDirectK!.buf}[(${linText(p.bDirectK!.idx)}) / 4u];\n}`;
   const b4 = (p: MatmulKernelIR["parts"][number]) =>
     `${p.bDirect!.buf}[(${linText(p.bDirect!.idx)}) / 4u]`;
   if (ir.parts.length === 1) {
@@ -411,7 +418,7 @@ function emitMatmul(
     P.push(fnText(ctx, "mm_b", "b: u32, kk: u32, j: u32", p.b, "f32"));
     P.push(fnText(ctx, "mm_store", "b: u32, i: u32, j: u32, acc: f32", p.store, undefined));
     if (bVec4) P.push(`fn mm_b4(b: u32, kk: u32, j: u32) -> vec4<f32> {\n  return ${b4(p)};\n}`);
-    if (bVec4K) P.push(b4k(p, "mm_b4k", "mm_b"));
+    if (bVec4K) P.push(b4k(p, "mm_b4k"));
   } else {
     // horizontally fused products: columns [off, off + n) belong to part q
     const offs: number[] = [];
@@ -452,7 +459,7 @@ function emitMatmul(
       P.push(`fn mm_b4(b: u32, kk: u32, j: u32) -> vec4<f32> {\n${route("return ", withJ)}\n}`);
     }
     if (bVec4K) {
-      ir.parts.forEach((p, q) => P.push(b4k(p, `mm_b4k_${q}`, `mm_b_${q}`)));
+      ir.parts.forEach((p, q) => P.push(b4k(p, `mm_b4k_${q}`)));
       P.push(
         `fn mm_b4k(b: u32, kk: u32, j: u32) -> vec4<f32> {\n${
           route("return ", (q, j) => `mm_b4k_${q}(b, kk, ${j})`)
