@@ -49,11 +49,13 @@ function randomGraph(seed: number, prefix: string): Built {
     return s.slice(s.length - keep).map((d) => (r() < 0.3 ? 1 : d));
   };
   const steps = int(3, 9);
+  const kindsUsed = new Set<number>();
   for (let st = 0; st < steps; st++) {
     const x = any();
     const s = x.shape;
     const rank = s.length;
-    const kind = int(0, 19);
+    const kind = int(0, 20);
+    kindsUsed.add(kind);
     let y: E;
     switch (kind) {
       case 0: { // long elementwise chain
@@ -235,6 +237,21 @@ function randomGraph(seed: number, prefix: string): Built {
         y = nx.add(nx.add(m1, nx.tanh(m2)), yn);
         break;
       }
+      case 20: { // an optimizer-like step: moments and a new value (one kernel), a scalar
+        // schedule from a scalar input and a global norm (computed once, not per element)
+        const g = nx.tanh(x);
+        const m = nx.add(nx.mul(leaf([...s], true), 0.9), nx.mul(g, 0.1));
+        const v = nx.add(nx.mul(nx.abs(leaf([...s], true)), 0.99), nx.mul(nx.square(g), 0.01));
+        const t = leaf([]);
+        const sched = nx.div(nx.sqrt(nx.add(nx.abs(nx.cos(t)), 0.5)), nx.add(nx.exp(nx.sin(t)), 1));
+        const norm = nx.sqrt(nx.add(nx.sum(nx.square(g)), 1));
+        const scale = nx.minimum(nx.div(1, norm), 1);
+        reduceLen = Math.max(reduceLen, s.reduce((a, b) => a * b, 1));
+        const p = nx.sub(x, nx.mul(nx.mul(sched, scale), nx.div(m, nx.add(nx.sqrt(v), 1e-3))));
+        pool.push(m, v);
+        y = p;
+        break;
+      }
       default: { // gather rows of a table by integer indices, plus iota masks
         const rows = int(2, 5);
         const table = leaf([rows, s[rank - 1]!], true);
@@ -255,6 +272,7 @@ function randomGraph(seed: number, prefix: string): Built {
   }
   const outputs = [last()];
   if (r() < 0.4 && pool.length > 3) outputs.push(pool[int(2, pool.length - 2)]!);
+  if (kindsUsed.has(20) && r() < 0.7) outputs.push(...pool.slice(-3, -1));
   return { outputs, bindings, params, reduceLen };
 }
 

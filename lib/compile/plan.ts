@@ -514,6 +514,36 @@ function step(ctx: Ctx): boolean {
       }
     }
   }
+  // Scalars: a scalar subexpression used elementwise by a larger kernel (bias
+  // corrections, a clip factor, a learning-rate schedule) is computed once.
+  if (ctx.opts.fusion) {
+    const kernelRegions: Expr[][] = [];
+    for (const e of M.keys()) {
+      if (ctx.claimed.has(e) || isAnchor(e) || numel(e.shape) <= 1) continue;
+      kernelRegions.push(inlineRegion(ctx, e));
+    }
+    for (const [, R] of ctx.regions) {
+      const inR = new Set(R);
+      for (const n of R) {
+        for (const x of n.src) {
+          if (!inR.has(x) && !M.has(x)) kernelRegions.push(inlineRegion(ctx, x));
+        }
+      }
+    }
+    for (const region of kernelRegions) {
+      for (const n of region) {
+        if (numel(n.shape) !== 1 || M.has(n) || !ctx.pos.has(n)) continue;
+        const k = OP_KIND[n.op];
+        if (k === "leaf" || k === "movement") continue;
+        // only where scalars meet the rest: some user is not a scalar computation
+        const us = ctx.users.get(n) ?? [];
+        if (!us.some((u) => numel(u.shape) > 1 || OP_KIND[u.op] === "movement")) continue;
+        const cost = inlineRegion(ctx, n).filter((m) => OP_KIND[m.op] !== "movement").length;
+        if (cost < 3) continue;
+        changed = need(ctx, n, "scalar computed once, not per element") || changed;
+      }
+    }
+  }
   // Loop kernels: reductions evaluated more often than they have elements.
   const roots = [...M.keys()].filter((e) => !ctx.claimed.has(e) && !isAnchor(e));
   const count = new Map<Expr, number>();
@@ -622,7 +652,8 @@ function lowerLoop(
   const pv = F.map((d, i) => ivar(`o${i}`, d));
   const used = new Set<string>();
   for (const o of outs) {
-    probe.val(o, pv);
+    // (outputs of another shape are scalars merged into a scalar kernel)
+    probe.val(o, shapeEq(o.shape, F) ? pv : o.shape.map(() => add(0)));
   }
   // reduction indices: free vars recorded by the probe's statements
   collectReductionVars(probe, used);
@@ -832,35 +863,80 @@ function buildKernels(ctx: Ctx): Built[] {
   return orderKernels(built, valueOf);
 }
 
-// Elementwise-only roots of the same shape that a row kernel reads are written
-// by that row kernel (the residual add before a norm).
+// Elementwise-only roots of the same shape that a loop kernel reads are written by
+// that kernel: the residual add before a norm joins the norm's row kernel, and an
+// optimizer's moments join the parameter update that reads them (one kernel writes
+// m, v and p). Map kernels only merge when that costs no recomputation (the merged
+// kernel does no more work than the two did).
 function mergeLoopRoots(ctx: Ctx, roots: Expr[]): Expr[][] {
   const groups: Expr[][] = roots.map((r) => [r]);
   if (!ctx.opts.fusion) return groups;
-  const hasRed = (r: Expr) => inlineRegion(ctx, r).some(isReduction);
+  const regions = new Map<Expr, Expr[]>();
+  const regionOf = (r: Expr) => {
+    let x = regions.get(r);
+    if (!x) regions.set(r, x = inlineRegion(ctx, r));
+    return x;
+  };
+  const hasRed = (r: Expr) => regionOf(r).some(isReduction);
+  const srcsOf = (n: Expr) => n.op === "norm" ? [normBody(n)] : n.src;
+  const loadsOf = (g: readonly Expr[]) => {
+    const loads = new Set<Expr>();
+    for (const x of g) {
+      for (const n of regionOf(x)) {
+        for (const s of srcsOf(n)) {
+          if ((ctx.M.has(s) || isLoadedLeaf(s)) && !g.includes(s)) loads.add(s);
+        }
+      }
+    }
+    return loads;
+  };
+  const workOf = (g: readonly Expr[]) => lowerLoop(ctx, g, () => "_").work;
+  const numel1 = (e: Expr) => numel(e.shape) === 1;
   const groupOf = new Map<Expr, Expr[]>(groups.map((g) => [g[0]!, g]));
   for (const g of groups) {
     if (g.length === 0) continue;
     const r = g[0]!;
-    if (!hasRed(r) || OP_KIND[r.op] === "leaf") continue;
-    const region = inlineRegion(ctx, r);
-    const loads = new Set<Expr>();
-    for (const n of region) {
-      for (const s of n.op === "norm" ? [normBody(n)] : n.src) {
-        if (ctx.M.has(s) || isLoadedLeaf(s)) loads.add(s);
+    if (OP_KIND[r.op] === "leaf") continue;
+    const rowKernel = hasRed(r);
+    // (g grows while it is scanned: sources of merged members are candidates too)
+    for (const x of g) {
+      for (const n of regionOf(x)) {
+        for (const s of srcsOf(n)) {
+          const sg = groupOf.get(s);
+          if (!sg || sg === g || sg.length === 0) continue;
+          if (!shapeEq(s.shape, r.shape) && !(numel1(s) && numel1(r))) continue;
+          if (sg.some((y) => OP_KIND[y.op] === "leaf" || hasRed(y))) continue;
+          const merged = [...g, ...sg];
+          if (loadsOf(merged).size + merged.length > ctx.opts.maxBindings) continue;
+          // no cycles: nothing one part reads may depend on what the other writes
+          const dependsOn = (reads: Set<Expr>, writes: readonly Expr[], other: readonly Expr[]) =>
+            [...reads].some((y) =>
+              !other.includes(y) && writes.some((w) => ancestors(ctx, y).has(w))
+            );
+          if (dependsOn(loadsOf(g), sg, sg) || dependsOn(loadsOf(sg), g, g)) continue;
+          if (!rowKernel && workOf(merged) > workOf(g) + workOf(sg)) continue;
+          g.push(...sg);
+          for (const y of sg) groupOf.set(y, g);
+          sg.length = 0;
+        }
       }
     }
-    for (const n of region) {
-      for (const s of n.op === "norm" ? [normBody(n)] : n.src) {
-        const sg = groupOf.get(s);
-        if (!sg || sg === g || sg.length !== 1 || !shapeEq(s.shape, r.shape)) continue;
-        if (OP_KIND[s.op] === "leaf" || hasRed(s)) continue;
-        // no cycles: nothing this kernel reads may depend on s
-        if ([...loads].some((y) => y !== s && ancestors(ctx, y).has(s))) continue;
-        g.push(s);
-        sg.length = 0;
-        groupOf.set(s, g);
-      }
+  }
+  // scalar kernels (one invocation each) that do not depend on each other run as one
+  const scalars = groups.filter((g) =>
+    g.length > 0 && g.every((y) => numel1(y) && OP_KIND[y.op] !== "leaf" && !hasRed(y))
+  );
+  for (let i = 0; i < scalars.length; i++) {
+    const g = scalars[i]!;
+    if (g.length === 0) continue;
+    for (const sg of scalars.slice(i + 1)) {
+      if (sg.length === 0) continue;
+      const merged = [...g, ...sg];
+      if (loadsOf(merged).size + merged.length > ctx.opts.maxBindings) continue;
+      const reads = loadsOf(merged);
+      if ([...reads].some((y) => merged.some((w) => ancestors(ctx, y).has(w)))) continue;
+      g.push(...sg);
+      sg.length = 0;
     }
   }
   return groups.filter((g) => g.length > 0);
