@@ -53,7 +53,7 @@ export interface TrainSetup {
  *
  * @returns the setup
  */
-export function trainStepProgramInputs(): TrainSetup {
+export function trainSetup(): TrainSetup {
   const model = nx.buildModel(TRAIN_CFG, "pre-ln");
   const step = nx.trainStepGraph(model.loss, undefined, nx.adamw({ lr: ADAMW.lr }), {
     clip: ADAMW.clip,
@@ -83,9 +83,12 @@ function decays(shape: readonly number[]): boolean {
   return shape.length >= 2;
 }
 
-/** A peer's train step: runs step t and resolves when the GPU is done. */
+/** A peer's train step. */
 export interface PeerTrainer {
-  /** runs step `t` (1-based); reads the loss back when `read` */
+  /**
+   * Runs step `t` (1-based). With `read`, waits until the GPU has finished every queued step and
+   * returns the loss; otherwise only queues the work (like normix's `run` with `read: []`).
+   */
   step(t: number, read: boolean): Promise<number | undefined>;
   /** the current parameters, by normix name */
   params(): Promise<Record<string, Float32Array>>;
@@ -172,11 +175,10 @@ export function tfTrainer(tf: Tf, setup: TrainSetup): PeerTrainer {
         lastLoss?.dispose();
         lastLoss = tf.keep(value);
       });
+      if (!read) return undefined;
       // reading one value flushes tfjs's queue; waiting for the device covers all updates
-      const loss = read ? (await lastLoss!.data())[0] : undefined;
-      const dev = (tf.backend() as { device?: GPUDevice }).device;
-      if (!read) await lastLoss!.data();
-      await dev?.queue.onSubmittedWorkDone();
+      const loss = (await lastLoss!.data())[0];
+      await (tf.backend() as { device?: GPUDevice }).device?.queue.onSubmittedWorkDone();
       return loss;
     },
     async params() {
@@ -277,11 +279,11 @@ export function jaxTrainer(jax: Jax, setup: TrainSetup): PeerTrainer {
       P = P2;
       M = M2;
       Vs = V2;
-      await jax.blockUntilReady([loss, P, M, Vs]);
       if (!read) {
         loss.dispose();
         return undefined;
       }
+      await jax.blockUntilReady([loss, P, M, Vs]);
       return (await loss.data())[0];
     },
     async params() {

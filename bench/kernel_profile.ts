@@ -19,7 +19,7 @@ import * as nx from "../lib/ir/mod.ts";
 import { compile, getRuntime, type KernelInfo, type Program } from "../kernels/mod.ts";
 import { valueAndGrad } from "../lib/autodiff/mod.ts";
 import { B, D, normixBlock, T } from "./_block.ts";
-import { trainStepProgramInputs } from "./_train.ts";
+import { trainSetup } from "./_train.ts";
 
 /** One kernel's measured time. */
 export interface KernelTime {
@@ -131,7 +131,7 @@ if (import.meta.main) {
       outs = [value, ...Object.keys(grads).sort().map((n) => grads[n]!)];
     }
   } else if (which === "train-step") {
-    const s = trainStepProgramInputs();
+    const s = trainSetup();
     outs = [...s.step.outputList];
     updates = { ...s.step.updates };
   } else {

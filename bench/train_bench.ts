@@ -22,7 +22,7 @@ import * as nx from "../mod.ts";
 import { compile, getRuntime, type Program } from "../kernels/mod.ts";
 import { loadJax, loadTf, reportBackends } from "./_peers.ts";
 import { countDispatches, maxDiff } from "./_block.ts";
-import { jaxTrainer, type PeerTrainer, tfTrainer, trainStepProgramInputs } from "./_train.ts";
+import { jaxTrainer, type PeerTrainer, tfTrainer, trainSetup } from "./_train.ts";
 
 /** steps per measurement */
 const REPS = 2;
@@ -38,7 +38,7 @@ interface Participant {
   dispatches: number;
 }
 
-const setup = trainStepProgramInputs();
+const setup = trainSetup();
 const gpuOk = (await navigator.gpu?.requestAdapter()) != null;
 const tfPeer = await loadTf();
 const jaxPeer = await loadJax();
