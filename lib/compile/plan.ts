@@ -338,6 +338,40 @@ function growEpilogue(ctx: Ctx, x: Expr): Expr[] {
   return ctx.order.filter((n) => R.has(n));
 }
 
+/**
+ * Drops elementwise tails of an epilogue that only feed other kernels when the
+ * values they read are written anyway: the consumer recomputes such a tail from
+ * memory (a weight gradient's square, summed for the gradient norm, is not
+ * written as one more tensor).
+ */
+function trimEpilogue(
+  ctx: Ctx,
+  anchor: Expr,
+  region: readonly Expr[],
+  operandBases: ReadonlySet<Expr>,
+): Expr[] {
+  const R = new Set(region);
+  const outside = (n: Expr) => (ctx.users.get(n) ?? []).filter((u) => !R.has(u));
+  let changed = true;
+  while (changed) {
+    changed = false;
+    for (const n of [...R].reverse()) {
+      if (n === anchor || !isEw(n) || ctx.M.has(n) || operandBases.has(n)) continue;
+      const us = ctx.users.get(n) ?? [];
+      if (us.length === 0 || us.some((u) => R.has(u))) continue;
+      // consumers that evaluate it once per element (no broadcast views, no anchors)
+      if (!us.every((u) => isEw(u) || u.op === "sum" || u.op === "rmax")) continue;
+      // every value it reads inside the region is written anyway
+      const inR = n.src.filter((s) => R.has(s));
+      if (inR.length === 0) continue;
+      if (!inR.every((s) => ctx.M.has(s) || outside(s).some((u) => u !== n))) continue;
+      R.delete(n);
+      changed = true;
+    }
+  }
+  return region.filter((n) => R.has(n));
+}
+
 /** Materialises `e` unless it is a leaf or already is. */
 function need(ctx: Ctx, e: Expr, why: string): boolean {
   if (OP_KIND[e.op] === "leaf" && e.op !== "const" && e.op !== "iota") return false;
@@ -433,9 +467,15 @@ export function plan(outputs: readonly Expr[], opts: PlanOptions): Plan {
     }
   } else {
     // Epilogues of anchors.
+    const operandBases = new Set<Expr>();
+    for (const e of order) {
+      if (isAnchor(e)) {
+        for (const s of e.src) operandBases.add(viewBase(s));
+      }
+    }
     for (const e of order) {
       if (!isAnchor(e)) continue;
-      const R = growEpilogue(ctx, e);
+      const R = trimEpilogue(ctx, e, growEpilogue(ctx, e), operandBases);
       ctx.regions.set(e, R);
       for (const n of R) ctx.claimed.set(n, e);
     }
