@@ -884,7 +884,7 @@ function buildKernels(ctx: Ctx): Built[] {
   // producers into the row kernels that read them
   const rootsLeft = [...ctx.M.keys()].filter((e) => !done.has(e) && !ctx.claimed.has(e));
   rootsLeft.sort((a, b) => ctx.pos.get(a)! - ctx.pos.get(b)!);
-  const loopGroups = mergeLoopRoots(ctx, rootsLeft);
+  const loopGroups = mergeLoopRoots(ctx, rootsLeft, built);
   for (const outs of loopGroups) {
     const { list, bind } = mkBindings();
     for (const o of outs) bind(o, "write");
@@ -908,7 +908,7 @@ function buildKernels(ctx: Ctx): Built[] {
 // optimizer's moments join the parameter update that reads them (one kernel writes
 // m, v and p). Map kernels only merge when that costs no recomputation (the merged
 // kernel does no more work than the two did).
-function mergeLoopRoots(ctx: Ctx, roots: Expr[]): Expr[][] {
+function mergeLoopRoots(ctx: Ctx, roots: Expr[], anchors: readonly Built[]): Expr[][] {
   const groups: Expr[][] = roots.map((r) => [r]);
   if (!ctx.opts.fusion) return groups;
   const regions = new Map<Expr, Expr[]>();
@@ -932,6 +932,73 @@ function mergeLoopRoots(ctx: Ctx, roots: Expr[]): Expr[][] {
   };
   const workOf = (g: readonly Expr[]) => lowerLoop(ctx, g, () => "_").work;
   const numel1 = (e: Expr) => numel(e.shape) === 1;
+
+  // Kernels as units (anchor kernels fixed, loop groups merging) and who reads what, so a
+  // merge never closes a cycle through a third kernel.
+  interface Unit {
+    outs: Expr[];
+    reads: Set<Expr>;
+  }
+  const readers = new Map<Expr, Set<Unit>>();
+  const addReads = (u: Unit) => {
+    for (const y of u.reads) {
+      let s = readers.get(y);
+      if (!s) readers.set(y, s = new Set());
+      s.add(u);
+    }
+  };
+  const dropReads = (u: Unit) => {
+    for (const y of u.reads) readers.get(y)?.delete(u);
+  };
+  for (const k of anchors) {
+    addReads({
+      outs: [...k.produces],
+      reads: new Set(
+        k.bindings.filter((b) => b.access === "read").map((b) => ctx.valueNodes[b.buffer]!),
+      ),
+    });
+  }
+  const unitOf = new Map<Expr[], Unit>();
+  for (const g of groups) {
+    const u: Unit = { outs: g, reads: loadsOf(g) };
+    unitOf.set(g, u);
+    addReads(u);
+  }
+  // a path from → X → … → to through some other kernel X
+  const reachesVia = (from: Unit, to: Unit): boolean => {
+    const seen = new Set<Unit>([from, to]);
+    const stack: Unit[] = [];
+    for (const o of from.outs) {
+      for (const r of readers.get(o) ?? []) if (!seen.has(r)) seen.add(r), stack.push(r);
+    }
+    while (stack.length) {
+      const u = stack.pop()!;
+      for (const o of u.outs) {
+        for (const r of readers.get(o) ?? []) {
+          if (r === to) return true;
+          if (!seen.has(r)) seen.add(r), stack.push(r);
+        }
+      }
+    }
+    return false;
+  };
+  const tryMerge = (g: Expr[], sg: Expr[], checkWork: boolean): boolean => {
+    const merged = [...g, ...sg];
+    const reads = loadsOf(merged);
+    if (reads.size + merged.length > ctx.opts.maxBindings) return false;
+    const ug = unitOf.get(g)!, us = unitOf.get(sg)!;
+    if (reachesVia(ug, us) || reachesVia(us, ug)) return false;
+    if (checkWork && workOf(merged) > workOf(g) + workOf(sg)) return false;
+    dropReads(ug);
+    dropReads(us);
+    g.push(...sg);
+    sg.length = 0;
+    ug.reads = reads;
+    addReads(ug);
+    unitOf.delete(sg);
+    return true;
+  };
+
   const groupOf = new Map<Expr, Expr[]>(groups.map((g) => [g[0]!, g]));
   for (const g of groups) {
     if (g.length === 0) continue;
@@ -945,38 +1012,23 @@ function mergeLoopRoots(ctx: Ctx, roots: Expr[]): Expr[][] {
           const sg = groupOf.get(s);
           if (!sg || sg === g || sg.length === 0) continue;
           if (!shapeEq(s.shape, r.shape) && !(numel1(s) && numel1(r))) continue;
-          if (sg.some((y) => OP_KIND[y.op] === "leaf" || hasRed(y))) continue;
-          const merged = [...g, ...sg];
-          if (loadsOf(merged).size + merged.length > ctx.opts.maxBindings) continue;
-          // no cycles: nothing one part reads may depend on what the other writes
-          const dependsOn = (reads: Set<Expr>, writes: readonly Expr[], other: readonly Expr[]) =>
-            [...reads].some((y) =>
-              !other.includes(y) && writes.some((w) => ancestors(ctx, y).has(w))
-            );
-          if (dependsOn(loadsOf(g), sg, sg) || dependsOn(loadsOf(sg), g, g)) continue;
-          if (!rowKernel && workOf(merged) > workOf(g) + workOf(sg)) continue;
-          g.push(...sg);
-          for (const y of sg) groupOf.set(y, g);
-          sg.length = 0;
+          // (reductions only join scalar kernels: one invocation each, serial anyway)
+          if (sg.some((y) => OP_KIND[y.op] === "leaf" || (hasRed(y) && !numel1(y)))) continue;
+          const members = [...sg];
+          if (tryMerge(g, sg, !rowKernel)) { for (const y of members) groupOf.set(y, g); }
         }
       }
     }
   }
   // scalar kernels (one invocation each) that do not depend on each other run as one
   const scalars = groups.filter((g) =>
-    g.length > 0 && g.every((y) => numel1(y) && OP_KIND[y.op] !== "leaf" && !hasRed(y))
+    g.length > 0 && g.every((y) => numel1(y) && OP_KIND[y.op] !== "leaf")
   );
   for (let i = 0; i < scalars.length; i++) {
     const g = scalars[i]!;
     if (g.length === 0) continue;
     for (const sg of scalars.slice(i + 1)) {
-      if (sg.length === 0) continue;
-      const merged = [...g, ...sg];
-      if (loadsOf(merged).size + merged.length > ctx.opts.maxBindings) continue;
-      const reads = loadsOf(merged);
-      if ([...reads].some((y) => merged.some((w) => ancestors(ctx, y).has(w)))) continue;
-      g.push(...sg);
-      sg.length = 0;
+      if (sg.length > 0) tryMerge(g, sg, false);
     }
   }
   return groups.filter((g) => g.length > 0);
