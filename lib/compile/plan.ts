@@ -237,6 +237,9 @@ const isAnchor = (e: Expr): boolean => e.op === "dot" || e.op === "attention";
 const isLoadedLeaf = (e: Expr): boolean => e.op === "input" || e.op === "param";
 const isReduction = (e: Expr): boolean => e.op === "sum" || e.op === "rmax" || e.op === "norm";
 
+/** Loop kernels with at most this many outputs per value may be merged side by side. */
+const SMALL_KERNEL = 1024;
+
 /** Local node numbers (topological position) so names do not depend on global ids. */
 let NUM: ReadonlyMap<Expr, number> = new Map();
 const num = (e: Expr): string => `%${NUM.get(e) ?? `#${e.id}`}`;
@@ -1012,12 +1015,33 @@ function mergeLoopRoots(ctx: Ctx, roots: Expr[], anchors: readonly Built[]): Exp
           const sg = groupOf.get(s);
           if (!sg || sg === g || sg.length === 0) continue;
           if (!shapeEq(s.shape, r.shape) && !(numel1(s) && numel1(r))) continue;
-          // (reductions only join scalar kernels: one invocation each, serial anyway)
-          if (sg.some((y) => OP_KIND[y.op] === "leaf" || (hasRed(y) && !numel1(y)))) continue;
+          if (sg.some((y) => OP_KIND[y.op] === "leaf")) continue;
+          // a producer with reductions joins only when nothing is recomputed (a row's mean
+          // joins the kernel of its variance); scalar kernels are serial anyway
+          const red = sg.some((y) => hasRed(y) && !numel1(y));
           const members = [...sg];
-          if (tryMerge(g, sg, !rowKernel)) { for (const y of members) groupOf.set(y, g); }
+          if (tryMerge(g, sg, !rowKernel || red)) { for (const y of members) groupOf.set(y, g); }
         }
       }
+    }
+  }
+  // small kernels of one iteration space that do not depend on each other run as one
+  // (llvmpipe pays a thread-pool round trip per dispatch; a bias gradient's column sums
+  // are 64 invocations of little work)
+  const shapeKey = (g: readonly Expr[]) => {
+    const k = g[0]!.shape.join(",");
+    return g.every((y) => y.shape.join(",") === k) ? k : undefined;
+  };
+  const small = groups.filter((g) =>
+    g.length > 0 && !numel1(g[0]!) && numel(g[0]!.shape) <= SMALL_KERNEL &&
+    shapeKey(g) !== undefined && g.every((y) => OP_KIND[y.op] !== "leaf") &&
+    lowerLoop(ctx, g, () => "_").ir.rowLength === 1
+  );
+  for (let i = 0; i < small.length; i++) {
+    const g = small[i]!;
+    if (g.length === 0) continue;
+    for (const sg of small.slice(i + 1)) {
+      if (sg.length > 0 && shapeKey(sg) === shapeKey(g)) tryMerge(g, sg, true);
     }
   }
   // scalar kernels (one invocation each) that do not depend on each other run as one
