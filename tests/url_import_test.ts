@@ -84,9 +84,9 @@ Deno.test("mod.ts imports by URL with --no-config from outside the repository", 
     assert.equal(remote.wsum, local.wsum);
     assert.equal(remote.text, local.text);
     assert.ok(Number.isFinite(local.wsum) && local.wsum !== 0);
-    // Only library modules were fetched: mod.ts and lib/, nothing else.
+    // Only library modules were fetched: mod.ts, lib/ and kernels/, nothing else.
     assert.ok(requested.includes("/mod.ts"));
-    for (const p of requested) assert.match(p, /^\/(mod\.ts|lib\/.+\.ts)$/, p);
+    for (const p of requested) assert.match(p, /^\/(mod\.ts|(lib|kernels)\/.+\.ts)$/, p);
   } finally {
     await server.shutdown();
     await Deno.remove(dir, { recursive: true });
