@@ -1014,11 +1014,15 @@ function mergeLoopRoots(ctx: Ctx, roots: Expr[], anchors: readonly Built[]): Exp
         for (const s of srcsOf(n)) {
           const sg = groupOf.get(s);
           if (!sg || sg === g || sg.length === 0) continue;
-          if (!shapeEq(s.shape, r.shape) && !(numel1(s) && numel1(r))) continue;
           if (sg.some((y) => OP_KIND[y.op] === "leaf")) continue;
           // a producer with reductions joins only when nothing is recomputed (a row's mean
           // joins the kernel of its variance); scalar kernels are serial anyway
           const red = sg.some((y) => hasRed(y) && !numel1(y));
+          if (!shapeEq(s.shape, r.shape) && !(numel1(s) && numel1(r))) {
+            // row statistics join the kernel that normalises the rows (one value per row)
+            if (!red || rowKernel || !sg.every((y) => numel(y.shape) === numel(s.shape))) continue;
+            if (lowerLoop(ctx, [...g, ...sg], () => "_").ir.count !== numel(s.shape)) continue;
+          }
           const members = [...sg];
           if (tryMerge(g, sg, !rowKernel || red)) { for (const y of members) groupOf.set(y, g); }
         }
