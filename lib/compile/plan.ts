@@ -332,6 +332,9 @@ function growEpilogue(ctx: Ctx, x: Expr): Expr[] {
     for (const n of [...R]) {
       if (n === x || !isBijView(n) || ctx.M.has(n)) continue;
       const us = ctx.users.get(n) ?? [];
+      // a view another matmul/attention reads is written in that layout by this epilogue
+      // (the head merge after attention), so the reader loads a plain buffer
+      if (us.some(isAnchor)) continue;
       if (us.every((u) => !R.has(u))) {
         R.delete(n);
         changed = true;
@@ -533,7 +536,7 @@ function step(ctx: Ctx): boolean {
     for (const e of ctx.order) {
       if (!isAnchor(e)) continue;
       for (const s of e.src) {
-        const b = viewBase(s);
+        const b = ctx.claimed.has(s) && isBijView(s) ? s : viewBase(s);
         if (OP_KIND[b.op] === "leaf" && b.op !== "const" && b.op !== "iota") continue;
         changed = need(ctx, b, `operand of ${describe(e)} (${e.op} reads operands from memory)`) ||
           changed;
