@@ -40,7 +40,7 @@ export interface TrainLoopOptions {
   logEvery?: number;
   /** Output names to read (default: every scalar output of the step). */
   read?: readonly string[];
-  /** Called with the step and the outputs read back. */
+  /** Called with the step and the outputs read back (not for a step whose loss is NaN/Inf when stopping on it). */
   onLog?: (t: number, values: Record<string, number>) => void | Promise<void>;
   /** Stop when the loss read back is not finite (default true). */
   stopOnNonFinite?: boolean;
@@ -112,13 +112,15 @@ export async function trainLoop(
     const values: Record<string, number> = {};
     names.forEach((n, k) => (values[n] = Number(outs[k]!.data[0])));
     log.push({ step: t, values });
-    await opts.onLog?.(t, values);
+    // Check before onLog, so a callback that saves checkpoints never sees
+    // (and never overwrites the last good file with) a diverged step.
     if ((opts.stopOnNonFinite ?? true) && "loss" in values && !Number.isFinite(values.loss)) {
       throw new RangeError(
         `Cannot continue training: the loss is ${values.loss} at step ${t}; ` +
           `lower the learning rate, enable clipping, or run with debug to find the first bad kernel`,
       );
     }
+    await opts.onLog?.(t, values);
   }
   return log;
 }
