@@ -39,6 +39,7 @@
  */
 
 import type { Expr } from "../lib/ir/expr.ts";
+import { splitLongReductions } from "../lib/compile/split_reduce.ts";
 import { plan as planKernels } from "../lib/compile/plan.ts";
 import { planBuffers } from "../lib/compile/buffers.ts";
 import {
@@ -141,10 +142,16 @@ export async function compile(
   const rt = opts.runtime ?? await getRuntime();
   rt.check("compile");
   const t0 = performance.now();
-  const plan = planKernels(outputs, {
+  // Long reductions are staged first (llvmpipe caps a shader loop at 65535 iterations).
+  const updateNames = Object.keys(opts.updates ?? {});
+  const split = splitLongReductions([
+    ...outputs,
+    ...updateNames.map((n) => opts.updates![n]!),
+  ]);
+  const plan = planKernels(split.slice(0, outputs.length), {
     fusion: opts.fusion ?? true,
     maxBindings: rt.limits.maxStorageBuffers,
-    updates: opts.updates,
+    updates: Object.fromEntries(updateNames.map((n, i) => [n, split[outputs.length + i]!])),
   });
   const dev: EmitDevice = {
     maxComputeInvocationsPerWorkgroup: rt.limits.maxComputeInvocationsPerWorkgroup,

@@ -527,6 +527,9 @@ export function plan(outputs: readonly Expr[], opts: PlanOptions): Plan {
   return finish(ctx, kernels, roots, outputs.length, updNames);
 }
 
+/** Shader loop iterations one invocation may run (llvmpipe's silent cap is 65535). */
+const LOOP_ITERATION_CAP = 32768;
+
 // One round of materialisation rules; true when something changed.
 function step(ctx: Ctx): boolean {
   const { M } = ctx;
@@ -598,6 +601,21 @@ function step(ctx: Ctx): boolean {
     const lk = lowerLoop(ctx, [r], () => undefined);
     for (const [red, evals] of lk.evals) {
       if (red === r) continue;
+      // llvmpipe stops a shader loop after 65535 iterations (nested loops
+      // count together): a reduction nested in this kernel's loop whose
+      // iterations per invocation pass that gets its own kernel.
+      if ((isOp(red, "sum") || isOp(red, "rmax")) && ctx.pos.has(red)) {
+        const len = numel(red.arg.axes.map((a) => red.src[0]!.shape[a]!));
+        const perInvocation = (evals / Math.max(1, numel(r.shape))) * len;
+        if (perInvocation > LOOP_ITERATION_CAP) {
+          changed = need(
+            ctx,
+            red,
+            `nested reduction would loop ${perInvocation} times per invocation (cap ${LOOP_ITERATION_CAP})`,
+          ) || changed;
+          continue;
+        }
+      }
       if (evals > numel(red.shape)) {
         const owner = lk.ownerOf.get(red) ?? red;
         if (owner === r) continue;

@@ -1,0 +1,57 @@
+/**
+ * Long reductions compile to short loops: llvmpipe silently stops a shader
+ * loop after 65535 iterations, so a one-invocation 65536-element sum once
+ * read 65535. The compiler now stages reductions longer than REDUCE_CHUNK.
+ */
+import assert from "node:assert/strict";
+import * as nx from "../mod.ts";
+import { REDUCE_CHUNK, splitLongReductions } from "../lib/compile/split_reduce.ts";
+import { assertClose, hasGpu, randn } from "./_util.ts";
+
+const gpu = await hasGpu();
+
+Deno.test("splitLongReductions() stages sums and maxes exactly (interpreter)", () => {
+  const x = nx.input("x", [3, 70001]);
+  const xi = nx.input("xi", [9000], "i32");
+  const outs = [nx.sum(x, -1), nx.max(x, -1), nx.sum(x), nx.max(x, 0), nx.max(xi), nx.sum(xi)];
+  const split = splitLongReductions(outs);
+  const vals = randn(3 * 70001, 5);
+  const ints = new Int32Array(9000).map((_, i) => ((i * 7919) % 20011) - 30000);
+  const b = { x: nx.array(vals, [3, 70001]), xi: nx.array(ints, [9000], "i32") };
+  const want = nx.interpret(outs, b), got = nx.interpret(split, b);
+  for (let i = 0; i < outs.length; i++) {
+    assert.deepEqual(got[i]!.shape, want[i]!.shape);
+    assertClose(got[i]!.data, want[i]!.data, { atol: 1e-9, rtol: 1e-12 }, `output ${i}`);
+  }
+  // every staged reduction is at most REDUCE_CHUNK long
+  for (const e of nx.toposort(split)) {
+    if (e.op === "sum" || e.op === "rmax") {
+      const a = (e.arg as { axes: number[] }).axes;
+      const len = a.reduce((n, ax) => n * e.src[0]!.shape[ax]!, 1);
+      assert.ok(len <= REDUCE_CHUNK, `reduction of ${len} elements left unsplit`);
+    }
+  }
+  // short reductions are left alone (same interned nodes)
+  const short = nx.sum(nx.input("s", [100]));
+  assert.equal(splitLongReductions([short])[0], short);
+});
+
+Deno.test({
+  name: "compiled sums over 65536+ elements are exact on WebGPU (loop cap regression)",
+  ignore: !gpu,
+  fn: async () => {
+    const n = 200_003;
+    const x = nx.input("x", [n]);
+    const rows = nx.input("r", [2, 70_000]);
+    using prog = await nx.compile([nx.sum(x), nx.max(x), nx.sum(rows, -1), nx.sum(rows, 0)]);
+    const ones = new Float32Array(n).fill(1);
+    ones[123_456] = 7;
+    const r = new Float32Array(140_000).fill(0.5);
+    const [s, m, rs, cs] = await prog.run({ x: nx.array(ones, [n]), r: nx.array(r, [2, 70_000]) });
+    assert.equal(s!.data[0], n + 6);
+    assert.equal(m!.data[0], 7);
+    assertClose(rs!.data, [35_000, 35_000], { atol: 0, rtol: 0 });
+    assert.equal(cs!.data.length, 70_000);
+    assert.ok(Array.from(cs!.data).every((v) => v === 1));
+  },
+});
