@@ -25,6 +25,13 @@
  * - `updates` maps param names to new values written back after each run,
  *   so training state stays on the GPU. Every new value is computed from the
  *   old params; outputs are read before params are overwritten.
+ * - Kernels that differ only in the buffers they bind (the same sublayer in
+ *   every layer) print the same WGSL up to comments and share one pipeline,
+ *   also across programs on one runtime (compile several variants on the same
+ *   runtime to reuse their shaders).
+ * - `warmup` (default true) dispatches every distinct pipeline once inside
+ *   `compile`, so drivers that compile lazily (llvmpipe) do it there:
+ *   `compileMs` is the real cost and the first `run` is as fast as the rest.
  *
  * A program owns a static set of buffers (temporaries share buffers by
  * liveness); nothing inside it needs disposing but the program itself

@@ -17,6 +17,7 @@
 import assert from "node:assert/strict";
 import { decompose, type Expr, OP_KIND, toposort } from "../lib/ir/mod.ts";
 import { plan } from "../lib/compile/plan.ts";
+import type { Stmt } from "../lib/compile/kir.ts";
 import { planBuffers } from "../lib/compile/buffers.ts";
 import { type EmitDevice, emitKernel } from "../kernels/wgsl.ts";
 import * as nx from "../lib/ir/mod.ts";
@@ -150,4 +151,17 @@ Deno.test("emitted WGSL writes -Infinity as a run-time bit cast, never a constan
   assert.match(code, /bitcast<f32>\(nx_nonfinite\.y\)/);
   assert.doesNotMatch(code, /bitcast<f32>\(0x/);
   assert.doesNotMatch(code, /inf/i);
+});
+
+Deno.test("plan() never merges loops past llvmpipe's per-invocation loop cap", () => {
+  // three independent 30000-element sums would be one kernel of 90000 loop iterations;
+  // llvmpipe stops an invocation's loops after 65535 in total (sequential loops count too)
+  const xs = [0, 1, 2].map((i) => nx.input(`x${i}`, [30000]));
+  const p = plan(xs.map((x) => nx.sum(nx.mul(x, x))), { fusion: true, maxBindings: 16 });
+  const iterations = (stmts: readonly Stmt[]): number =>
+    stmts.reduce((n, s) => (s.s === "loop" ? n + s.n * (1 + iterations(s.body)) : n), 0);
+  for (const k of p.kernels) {
+    if (k.ir.kind === "loop") assert.ok(iterations(k.ir.body) <= 32768, k.name);
+  }
+  assert.equal(p.kernels.length, 3);
 });

@@ -1012,7 +1012,10 @@ function mergeLoopRoots(ctx: Ctx, roots: Expr[], anchors: readonly Built[]): Exp
     if (reads.size + merged.length > ctx.opts.maxBindings) return false;
     const ug = unitOf.get(g)!, us = unitOf.get(sg)!;
     if (reachesVia(ug, us) || reachesVia(us, ug)) return false;
-    if (checkWork && workOf(merged) > workOf(g) + workOf(sg)) return false;
+    const lk = lowerLoop(ctx, merged, () => "_");
+    // llvmpipe's loop cap counts every loop an invocation runs, one after another too
+    if (loopIterations(lk.ir.body) > LOOP_ITERATION_CAP) return false;
+    if (checkWork && lk.work > workOf(g) + workOf(sg)) return false;
     dropReads(ug);
     dropReads(us);
     g.push(...sg);
@@ -1081,6 +1084,13 @@ function mergeLoopRoots(ctx: Ctx, roots: Expr[], anchors: readonly Built[]): Exp
     }
   }
   return groups.filter((g) => g.length > 0);
+}
+
+/** Loop iterations one invocation runs (nested loops multiply, sequential ones add). */
+function loopIterations(stmts: readonly Stmt[]): number {
+  let n = 0;
+  for (const s of stmts) if (s.s === "loop") n += s.n * (1 + loopIterations(s.body));
+  return n;
 }
 
 function finishKernel(
