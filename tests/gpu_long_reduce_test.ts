@@ -55,3 +55,30 @@ Deno.test({
     assert.ok(Array.from(cs!.data).every((v) => v === 1));
   },
 });
+
+Deno.test({
+  name: "LayerNorm of a gathered embedding keeps one row per token (no 64x recompute, no loop cap)",
+  ignore: !gpu,
+  fn: async () => {
+    // A gathered row index (tok_emb[ids[b, t]]) reads the batch axis through ids: the planner
+    // once missed that, made "32 rows of 512" with per-element row statistics, and ran past
+    // llvmpipe's loop cap (embedding LN values off by 0.1).
+    const [B, T, D, V] = [8, 32, 64, 32];
+    const ids = nx.input("ids", [B, T], "i32");
+    const tok = nx.param("tok", [V, D]), pos = nx.param("pos", [T, D]);
+    const x0 = nx.add(nx.gather(tok, ids), pos);
+    const y = nx.add(nx.layerNorm(x0), x0);
+    using prog = await nx.compile([y]);
+    const text = nx.explain(prog);
+    assert.match(text, /row kernel, 256 rows × 64/, text);
+    const params = {
+      tok: nx.array(randn(V * D, 7), [V, D]),
+      pos: nx.array(randn(T * D, 8), [T, D]),
+    };
+    prog.setParams(params);
+    const idv = nx.array(Int32Array.from({ length: B * T }, (_, i) => (i * 13) % V), [B, T], "i32");
+    const [got] = await prog.run({ ids: idv });
+    const [want] = nx.interpret([y], { ...params, ids: idv });
+    assertClose(got!.data, want!.data, { atol: 1e-5, rtol: 1e-5 }, "LN(embedding) + embedding");
+  },
+});

@@ -762,15 +762,39 @@ function lowerLoop(
 // The probe marks reduction loops; any outer variable used inside a reduction
 // loop's index (or the accumulator's placement) pins that axis to the outer domain.
 function collectReductionVars(probe: Lowerer, used: Set<string>): void {
+  // Every value a statement inside a (reduction) loop depends on, followed
+  // through let-bound values defined outside the loop: a gathered row index
+  // (`tok_emb[ids[b, t]]`) reads `b` through `ids`, so `b` is not a row axis.
+  // Missing that made LayerNorm over an embedding a "32 rows of 512" kernel
+  // that recomputed each row's statistics 64 times (and ran past llvmpipe's
+  // loop cap).
+  const deps = new Map<string, Set<string>>();
+  const roots = new Set<string>();
+  const lin = (l: Lin, into: Set<string>) => {
+    for (const t of l.terms) atomVars(t.a, into);
+  };
+  const ref = (r: Ref, into: Set<string>) => {
+    if (r.r === "v") into.add(r.name);
+  };
+  const exprDeps = (x: Stmt & { s: "let" }): Set<string> => {
+    const d = new Set<string>();
+    const e = x.x;
+    if (e.e === "load") lin(e.idx, d);
+    else if (e.e === "index") lin(e.ix, d);
+    else if (e.e === "inrange") { for (const c of e.conds) lin(c.x, d); }
+    else if (e.e === "op") { for (const a of e.args) ref(a, d); }
+    else if (e.e === "select") [e.c, e.a, e.b].forEach((r) => ref(r, d));
+    else if (e.e === "gidx" || e.e === "gok") ref(e.v, d);
+    return d;
+  };
   const walk = (stmts: readonly Stmt[], inLoop: boolean) => {
     for (const s of stmts) {
       if (s.s === "loop") walk(s.body, true);
-      else if (inLoop && s.s === "let") {
-        if (s.x.e === "load" || s.x.e === "index") {
-          for (const t of (s.x.e === "load" ? s.x.idx : s.x.ix).terms) atomVars(t.a, used);
-        }
-        if (s.x.e === "inrange") {
-          for (const c of s.x.conds) for (const t of c.x.terms) atomVars(t.a, used);
+      else if (s.s === "let") {
+        const d = exprDeps(s);
+        deps.set(s.name, d);
+        if (inLoop && (s.x.e === "load" || s.x.e === "index" || s.x.e === "inrange")) {
+          for (const v of d) roots.add(v);
         }
       }
     }
@@ -778,6 +802,15 @@ function collectReductionVars(probe: Lowerer, used: Set<string>): void {
   let root = probe.block;
   while (root.parent) root = root.parent;
   walk(root.stmts, false);
+  const seen = new Set<string>();
+  const stack = [...roots];
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    used.add(v);
+    for (const d of deps.get(v) ?? []) stack.push(d);
+  }
 }
 
 function atomVars(a: import("./index_expr.ts").Atom, into: Set<string>): void {
@@ -1375,6 +1408,18 @@ function finish(
   updNames: readonly string[],
 ): Plan {
   const nodes = ctx.valueNodes;
+  // A kernel past llvmpipe's loop cap would be silently wrong there: refuse it loudly.
+  for (const k of kernels) {
+    const n = k.ir.kind === "loop" ? loopIterations(k.ir.body) : 0;
+    if (n > 65535) {
+      throw new RangeError(
+        `Cannot compile ${k.name}: one invocation would run ${n} loop iterations, past the ` +
+          `65535 that Mesa's llvmpipe executes before silently stopping a loop; this is a ` +
+          `planner limitation, please report it with the graph (workaround: make an ` +
+          `intermediate value a program output so it gets its own kernel)`,
+      );
+    }
+  }
   const produced = new Map<number, Built>();
   for (const k of kernels) for (const o of k.outputs) produced.set(o, k);
   const outSet = new Set(roots.map((r) => nodes.indexOf(r)));
