@@ -164,4 +164,10 @@ Deno.test("plan() never merges loops past llvmpipe's per-invocation loop cap", (
     if (k.ir.kind === "loop") assert.ok(iterations(k.ir.body) <= 32768, k.name);
   }
   assert.equal(p.kernels.length, 3);
+  // one scalar reading several long reductions (an update/weight ratio of a block) splits too
+  const norm = nx.sqrt(xs.map((x) => nx.sum(nx.mul(x, x))).reduce((a, b) => nx.add(a, b)));
+  const q = plan([norm], { fusion: true, maxBindings: 16 });
+  for (const k of q.kernels) {
+    if (k.ir.kind === "loop") assert.ok(iterations(k.ir.body) <= 32768, k.name);
+  }
 });

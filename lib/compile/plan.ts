@@ -628,6 +628,30 @@ function step(ctx: Ctx): boolean {
         ) || changed;
       }
     }
+    // ... and sequential loops count together too: a kernel whose invocation would run
+    // past the cap (e.g. a scalar summing the squared norms of a block's parameters) gives
+    // its longest inline reduction a kernel of its own, until it fits
+    if (loopIterations(lk.ir.body) > LOOP_ITERATION_CAP) {
+      let best: Expr | undefined, bestIters = 0;
+      for (const [red, evals] of lk.evals) {
+        const owner = lk.ownerOf.get(red) ?? red;
+        if (owner === r || !ctx.pos.has(owner) || M.has(owner)) continue;
+        const len = numel(
+          (red.arg as { axes: readonly number[] }).axes.map((a) => red.src[0]!.shape[a]!),
+        );
+        const iters = (evals / Math.max(1, lk.ir.count)) * len;
+        if (iters > bestIters) [best, bestIters] = [owner, iters];
+      }
+      if (best) {
+        changed = need(
+          ctx,
+          best,
+          `the kernel of ${describe(r)} would loop ${
+            loopIterations(lk.ir.body)
+          } times per invocation (cap ${LOOP_ITERATION_CAP})`,
+        ) || changed;
+      }
+    }
     for (const n of lk.ops) if (isReduction(n)) count.set(n, (count.get(n) ?? 0) + 1);
   }
   for (const [n, c] of count) {
