@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import * as nx from "../mod.ts";
 import { REDUCE_CHUNK, splitLongReductions } from "../lib/compile/split_reduce.ts";
+import { plan } from "../lib/compile/plan.ts";
 import { assertClose, hasGpu, randn } from "./_util.ts";
 
 const gpu = await hasGpu();
@@ -81,4 +82,20 @@ Deno.test({
     const [want] = nx.interpret([y], { ...params, ids: idv });
     assertClose(got!.data, want!.data, { atol: 1e-5, rtol: 1e-5 }, "LN(embedding) + embedding");
   },
+});
+
+Deno.test("plan() refuses a kernel past llvmpipe's loop cap loudly instead of running it wrong", () => {
+  // a LayerNorm row of 70000 features loops 3 × 70000 times in one invocation
+  const x = nx.input("x", [2, 70_000]);
+  assert.throws(
+    () => plan([nx.layerNorm(x)], { fusion: true, maxBindings: 8 }),
+    (e: unknown) =>
+      e instanceof RangeError && /loop iterations, past the 65535/.test(e.message) &&
+      /norm/.test(e.message),
+  );
+  // without merging it is still refused (the retry does not hide it)
+  assert.throws(
+    () => plan([nx.layerNorm(x)], { fusion: true, maxBindings: 8, mergeLoops: false }),
+    RangeError,
+  );
 });

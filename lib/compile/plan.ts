@@ -46,6 +46,11 @@ export interface PlanOptions {
   maxBindings: number;
   /** param name → its new value, written back after each run */
   updates?: Readonly<Record<string, Expr>>;
+  /**
+   * merge loop kernels side by side (default true); the planner retries
+   * without merging when a merged kernel would pass llvmpipe's loop cap
+   */
+  mergeLoops?: boolean;
 }
 
 /** A buffer-sized value of the program. */
@@ -407,6 +412,20 @@ function viewBase(e: Expr): Expr {
  * @throws {TypeError} when an update names a param the graph lacks or has another shape
  */
 export function plan(outputs: readonly Expr[], opts: PlanOptions): Plan {
+  try {
+    return planOnce(outputs, opts);
+  } catch (e) {
+    // Some merge paths can still build a kernel past the loop cap: plan again
+    // without merging loop kernels rather than fail (or, worse, run wrong).
+    if (!(e instanceof LoopCapError) || opts.mergeLoops === false) throw e;
+    return planOnce(outputs, { ...opts, mergeLoops: false });
+  }
+}
+
+/** A kernel would pass llvmpipe's per-invocation loop cap. */
+class LoopCapError extends RangeError {}
+
+function planOnce(outputs: readonly Expr[], opts: PlanOptions): Plan {
   if (!(opts.maxBindings >= 4)) {
     throw new RangeError(
       `Cannot plan kernels with maxBindings ${opts.maxBindings}: at least 4 storage buffers ` +
@@ -991,7 +1010,7 @@ function buildKernels(ctx: Ctx): Built[] {
 // kernel does no more work than the two did).
 function mergeLoopRoots(ctx: Ctx, roots: Expr[], anchors: readonly Built[]): Expr[][] {
   const groups: Expr[][] = roots.map((r) => [r]);
-  if (!ctx.opts.fusion) return groups;
+  if (!ctx.opts.fusion || ctx.opts.mergeLoops === false) return groups;
   const regions = new Map<Expr, Expr[]>();
   const regionOf = (r: Expr) => {
     let x = regions.get(r);
@@ -1436,8 +1455,9 @@ function finish(
   for (const k of kernels) {
     const n = k.ir.kind === "loop" ? loopIterations(k.ir.body) : 0;
     if (n > 65535) {
-      throw new RangeError(
-        `Cannot compile ${k.name}: one invocation would run ${n} loop iterations, past the ` +
+      throw new LoopCapError(
+        `Cannot compile ${k.name} (writes ${k.produces.map(describe).join(", ")}): one ` +
+          `invocation would run ${n} loop iterations, past the ` +
           `65535 that Mesa's llvmpipe executes before silently stopping a loop; this is a ` +
           `planner limitation, please report it with the graph (workaround: make an ` +
           `intermediate value a program output so it gets its own kernel)`,
