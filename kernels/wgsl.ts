@@ -523,6 +523,38 @@ function emitAttention(
 }
 
 /**
+ * The entry point shared by both attention templates: one invocation per
+ * (batch·head, block of up to 4 query rows), workgroups of up to 8.
+ *
+ * @param ir sizes
+ * @param dev device limits
+ * @returns rows per invocation, workgroup size, dispatch, and the opening WGSL lines
+ */
+function attentionEntry(
+  ir: AttentionKernelIR,
+  dev: EmitDevice,
+): { qb: number; wg: number; dispatch: [number, number, number]; L: string[] } {
+  // measured on llvmpipe (4 rows × 2 keys beat 2×2, 4×4, 8×4 and 8×8 or tied with smaller code)
+  const qb = Math.min(4, ir.tq);
+  const nb = Math.ceil(ir.tq / qb);
+  const total = ir.bh * nb;
+  const wg = Math.min(8, total);
+  const dispatch = fold(Math.ceil(total / wg), dev.maxComputeWorkgroupsPerDimension);
+  const L: string[] = [];
+  L.push(`@compute @workgroup_size(${wg}, 1, 1)`);
+  L.push(`fn main(@builtin(global_invocation_id) g: vec3<u32>) {`);
+  L.push(`  let w = g.x + g.y * ${U(dispatch[0] * wg)};`);
+  L.push(`  if (w >= ${U(total)}) { return; }`);
+  L.push(`  let bh = w / ${U(nb)};`);
+  L.push(`  let iFirst = (w % ${U(nb)}) * ${U(qb)};`);
+  L.push(
+    `  // the last block is shifted back to end at Tq; it stores only rows no other block stores`,
+  );
+  L.push(`  let i0 = min(iFirst, ${U(ir.tq - qb)});`);
+  return { qb, wg, dispatch, L };
+}
+
+/**
  * The fused attention loop with vec4 registers: one invocation per
  * (batch·head, block of query rows); keys are visited in blocks of 2 with an
  * online softmax (one rescale per block), so the Tq×Tk scores never reach
@@ -536,27 +568,11 @@ function attentionVec4(
   ir: AttentionKernelIR,
   dev: EmitDevice,
 ): { code: string; wg: number; dispatch: [number, number, number]; qb: number } {
-  // measured on llvmpipe (4 rows × 2 keys beat 2×2, 4×4, 8×4 and 8×8 or tied with smaller code)
-  const qb = Math.min(4, ir.tq);
+  const { qb, wg, dispatch, L } = attentionEntry(ir, dev);
   const kb = Math.min(2, ir.tk);
-  const nb = Math.ceil(ir.tq / qb);
-  const total = ir.bh * nb;
-  const wg = Math.min(8, total);
-  const dispatch = fold(Math.ceil(total / wg), dev.maxComputeWorkgroupsPerDimension);
   const R = [...Array(qb).keys()], K = [...Array(kb).keys()];
   const C = [...Array(ir.dk / 4).keys()], V = [...Array(ir.dv / 4).keys()];
   const shift = ir.tk - ir.tq;
-  const L: string[] = [];
-  L.push(`@compute @workgroup_size(${wg}, 1, 1)`);
-  L.push(`fn main(@builtin(global_invocation_id) g: vec3<u32>) {`);
-  L.push(`  let w = g.x + g.y * ${U(dispatch[0] * wg)};`);
-  L.push(`  if (w >= ${U(total)}) { return; }`);
-  L.push(`  let bh = w / ${U(nb)};`);
-  L.push(`  let iFirst = (w % ${U(nb)}) * ${U(qb)};`);
-  L.push(
-    `  // the last block is shifted back to end at Tq; it stores only rows no other block stores`,
-  );
-  L.push(`  let i0 = min(iFirst, ${U(ir.tq - qb)});`);
   for (const r of R) {
     for (const c of C) {
       L.push(`  let q${r}_${c} = att_q4(bh, i0 + ${U(r)}, ${U(4 * c)}) * ${f32Lit(ir.scale)};`);
@@ -630,23 +646,8 @@ function attentionTemplate(
   ir: AttentionKernelIR,
   dev: EmitDevice,
 ): { code: string; wg: number; dispatch: [number, number, number]; qb: number } {
-  const qb = Math.min(4, ir.tq);
-  const nb = Math.ceil(ir.tq / qb);
-  const total = ir.bh * nb;
-  const wg = Math.min(8, total);
-  const dispatch = fold(Math.ceil(total / wg), dev.maxComputeWorkgroupsPerDimension);
+  const { qb, wg, dispatch, L } = attentionEntry(ir, dev);
   const rows = [...Array(qb).keys()];
-  const L: string[] = [];
-  L.push(`@compute @workgroup_size(${wg}, 1, 1)`);
-  L.push(`fn main(@builtin(global_invocation_id) g: vec3<u32>) {`);
-  L.push(`  let w = g.x + g.y * ${U(dispatch[0] * wg)};`);
-  L.push(`  if (w >= ${U(total)}) { return; }`);
-  L.push(`  let bh = w / ${U(nb)};`);
-  L.push(`  let iFirst = (w % ${U(nb)}) * ${U(qb)};`);
-  L.push(
-    `  // the last block is shifted back to end at Tq; it stores only rows no other block stores`,
-  );
-  L.push(`  let i0 = min(iFirst, ${U(ir.tq - qb)});`);
   for (const r of rows) {
     L.push(`  var q${r}: array<f32, ${ir.dk}>;`);
     L.push(`  var acc${r}: array<f32, ${ir.dv}>;`);
