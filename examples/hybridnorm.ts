@@ -132,7 +132,20 @@ async function compileFor(
   outputs: readonly nx.Expr[],
   updates?: Record<string, nx.Expr>,
 ): Promise<Program> {
-  return await compile(outputs, { updates, backend });
+  try {
+    return await compile(outputs, { updates, backend });
+  } catch (e) {
+    // No GPU here: say what is missing and how to run anyway, not a stack trace.
+    if (e instanceof Error && e.message.startsWith("Cannot create a WebGPU runtime")) {
+      console.error(e.message);
+      console.error(
+        "To run without a GPU (float64 interpreter, much slower), use a small model, e.g.:\n" +
+          "  deno run examples/hybridnorm.ts --backend interpreter --width 16 --depth 1 --seq 8 --steps 50",
+      );
+      Deno.exit(1);
+    }
+    throw e;
+  }
 }
 
 for (const variant of variants) {
