@@ -290,8 +290,8 @@ const table = rows.map((r) => [
   f(r.val),
   optimum !== undefined ? f(r.val - optimum) : f(r.val - unigram),
   f(r.tokS, 0),
-  String(r.kernels),
-  f(r.spread, 2),
+  backend === "interpreter" ? "-" : String(r.kernels),
+  Number.isFinite(r.spread) ? f(r.spread, 2) : "-",
   f(r.compileS, 1),
   r.status,
 ]);
