@@ -311,65 +311,56 @@ async function checkBatch(seeds: readonly number[], rt: Runtime, fusion: boolean
 
 const gpu = await hasGpu();
 
-Deno.test({
-  name: "compile() matches the interpreter on random fused graphs (batched programs)",
-  ignore: !gpu,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const rt = await createRuntime();
-    try {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.array(fc.integer({ min: 1, max: 2 ** 31 - 1 }), { minLength: 24, maxLength: 24 }),
-          (seeds) => checkBatch(seeds, rt, true),
-        ),
-        fcParams(12),
+/**
+ * One GPU property: `runs` programs, each checking `graphs` random graphs at once.
+ *
+ * @param name the test name
+ * @param o graphs per program, runs, fusion, and the runtime's storage-buffer limit
+ */
+function gpuProperty(
+  name: string,
+  o: { graphs: number; runs: number; fusion: boolean; maxStorageBuffers?: number },
+): void {
+  Deno.test({
+    name,
+    ignore: !gpu,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const rt = await createRuntime(
+        o.maxStorageBuffers ? { maxStorageBuffers: o.maxStorageBuffers } : {},
       );
-    } finally {
-      rt.destroy();
-    }
-  },
-});
+      try {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.integer({ min: 1, max: 2 ** 31 - 1 }), {
+              minLength: o.graphs,
+              maxLength: o.graphs,
+            }),
+            (seeds) => checkBatch(seeds, rt, o.fusion),
+          ),
+          fcParams(o.runs),
+        );
+      } finally {
+        rt.destroy();
+      }
+    },
+  });
+}
 
-Deno.test({
-  name: "compile({ fusion: false }) matches the interpreter on random graphs",
-  ignore: !gpu,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const rt = await createRuntime();
-    try {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.array(fc.integer({ min: 1, max: 2 ** 31 - 1 }), { minLength: 12, maxLength: 12 }),
-          (seeds) => checkBatch(seeds, rt, false),
-        ),
-        fcParams(3),
-      );
-    } finally {
-      rt.destroy();
-    }
-  },
+gpuProperty("compile() matches the interpreter on random fused graphs (batched programs)", {
+  graphs: 24,
+  runs: 12,
+  fusion: true,
 });
-
-Deno.test({
-  name: "compile() matches the interpreter with a forced limit of 4 storage buffers",
-  ignore: !gpu,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const rt = await createRuntime({ maxStorageBuffers: 4 });
-    try {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.array(fc.integer({ min: 1, max: 2 ** 31 - 1 }), { minLength: 12, maxLength: 12 }),
-          (seeds) => checkBatch(seeds, rt, true),
-        ),
-        fcParams(3),
-      );
-    } finally {
-      rt.destroy();
-    }
-  },
+gpuProperty("compile({ fusion: false }) matches the interpreter on random graphs", {
+  graphs: 12,
+  runs: 3,
+  fusion: false,
+});
+gpuProperty("compile() matches the interpreter with a forced limit of 4 storage buffers", {
+  graphs: 12,
+  runs: 3,
+  fusion: true,
+  maxStorageBuffers: 4,
 });
