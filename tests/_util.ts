@@ -9,6 +9,7 @@
  */
 import fc from "fast-check";
 import { mulberry32 } from "../lib/data/rng.ts";
+import { array, type NDArray } from "../lib/ir/array.ts";
 
 /** Seed used by every property in this run (printed when a property fails). */
 export const FC_SEED: number = Deno.env.get("FC_SEED") !== undefined
@@ -200,4 +201,24 @@ export function npBroadcast(...shapes: (readonly number[])[]): number[] | undefi
     out.push(sizes.size === 0 ? 1 : [...sizes][0]!);
   }
   return out;
+}
+
+/**
+ * Uniform random token ids `[batch, seqLen]` (i32) for a model config.
+ *
+ * @param cfg batch, sequence length and vocabulary size
+ * @param seed the seed
+ * @returns the ids
+ */
+export function randomIds(
+  cfg: { readonly batch: number; readonly seqLen: number; readonly vocabSize: number },
+  seed: number,
+): NDArray<"i32"> {
+  const r = rng(seed);
+  const n = cfg.batch * cfg.seqLen;
+  return array(
+    Array.from({ length: n }, () => Math.floor(r() * cfg.vocabSize)),
+    [cfg.batch, cfg.seqLen],
+    "i32",
+  );
 }

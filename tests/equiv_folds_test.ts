@@ -36,7 +36,7 @@ import {
   preLn,
   resolveConfig,
 } from "../lib/nn/mod.ts";
-import { assertClose, fcParams, rng } from "./_util.ts";
+import { assertClose, fcParams, randomIds, rng } from "./_util.ts";
 
 function gaussFrom(seed: number): () => number {
   const r = rng(seed);
@@ -64,16 +64,6 @@ function randomParams(model: Pick<Model, "params">, seed: number): ParamMap {
     out[p.name] = nx.array(d, p.shape, "f32");
   }
   return out;
-}
-
-function ids(cfg: ModelConfig, seed: number): nx.NDArray {
-  const r = rng(seed);
-  const n = cfg.batch * cfg.seqLen;
-  return nx.array(
-    Array.from({ length: n }, () => Math.floor(r() * cfg.vocabSize)),
-    [cfg.batch, cfg.seqLen],
-    "i32",
-  );
 }
 
 function run(
@@ -197,7 +187,7 @@ Deno.test("§12 item 7: DeepNorm LN(αx + G) = Post-LN with G/α and ε/α²", (
       // α a power of two: W/α and ε/α² are exact, so the check is at float64 precision
       const m = buildModel(cfg, deepNorm({ alpha }));
       const p = randomParams(m, seed);
-      const x = ids(cfg, seed);
+      const x = randomIds(cfg, seed);
       const ref = interpret([m.logits], { ...p, ids: x })[0]!.data;
       const f = foldDeepNormAlpha(cfg, p, alpha);
       assertClose(run(f.config, f.placement, f.params, x), ref, { atol: 1e-10 * maxAbs(ref) });
@@ -211,7 +201,7 @@ Deno.test("§12 item 7: DeepNorm LN(αx + G) = Post-LN with G/α and ε/α²", (
   const cfg: ModelConfig = { vocabSize: 9, dModel: 8, nLayers: 3, nHeads: 2, batch: 1, seqLen: 4 };
   const m = buildModel(cfg, deepNorm());
   const p = randomParams(m, 5);
-  const x = ids(cfg, 5);
+  const x = randomIds(cfg, 5);
   const ref = interpret([m.logits], { ...p, ids: x })[0]!.data;
   const f = foldDeepNormAlpha(cfg, p, Math.pow(6, 0.25));
   assertClose(run(f.config, f.placement, f.params, x), ref, { atol: 1e-5 * maxAbs(ref) });
@@ -224,7 +214,7 @@ Deno.test("§12 item 8: LayerNorm Scaling = Pre-LN with γ/√l (and β/√l for
     fc.property(arbCfg, fc.constantFrom("rms", "layer"), ({ cfg, seed }, norm) => {
       const m = buildModel(cfg, lnScaling({ norm }));
       const p = randomParams(m, seed);
-      const x = ids(cfg, seed);
+      const x = randomIds(cfg, seed);
       const ref = interpret([m.logits], { ...p, ids: x })[0]!.data;
       const f = foldLnScaling(cfg, p, norm);
       // γ/√l is rounded to f32 once (exact for l = 1, 4)
@@ -240,7 +230,7 @@ Deno.test("§12 item 8: LayerNorm Scaling = Pre-LN with γ/√l (and β/√l for
   const cfg: ModelConfig = { vocabSize: 9, dModel: 8, nLayers: 2, nHeads: 2, batch: 1, seqLen: 4 };
   const m = buildModel(cfg, lnScaling({ norm: "layer" }));
   const p = randomParams(m, 8);
-  const x = ids(cfg, 8);
+  const x = randomIds(cfg, 8);
   const ref = interpret([m.logits], { ...p, ids: x })[0]!.data;
   const f = foldLnScaling(cfg, p, "layer");
   const wrong = { ...f.params, "blocks.1.ln_1.bias": p["blocks.1.ln_1.bias"]! };
@@ -252,7 +242,7 @@ Deno.test("§12 item 9: FakeLN folds exactly into the next linear layer", () => 
     fc.property(arbCfg, ({ cfg, seed }) => {
       const m = buildModel(cfg, lnFree());
       const p = randomParams(m, seed); // σ̄ powers of two: γ/σ̄ exact
-      const x = ids(cfg, seed);
+      const x = randomIds(cfg, seed);
       const ref = interpret([m.logits], { ...p, ids: x })[0]!.data;
       const f = foldFakeLn(cfg, p);
       assert.ok(!buildModel(f.config, f.placement).params.some((q) => q.name.includes("ln_")));
@@ -271,7 +261,7 @@ Deno.test("§12 item 10: NormFormer head scale folds into W_O (pre_WO rows, post
       const o = { headScale, postAttnNorm: false, residScale: true } as const;
       const m = buildModel(cfg, normFormer(o));
       const p = randomParams(m, seed);
-      const x = ids(cfg, seed);
+      const x = randomIds(cfg, seed);
       const ref = interpret([m.logits], { ...p, ids: x })[0]!.data;
       const f = foldHeadScale(cfg, p, o);
       assert.ok(!Object.keys(f.params).some((n) => n.includes("head_scale")));
@@ -299,7 +289,7 @@ Deno.test("§12 item 13: HybridNorm's γ_v folds into W_O", () => {
     fc.property(arbCfg, ({ cfg, seed }) => {
       const m = buildModel(cfg, hybridNorm());
       const p = randomParams(m, seed);
-      const x = ids(cfg, seed);
+      const x = randomIds(cfg, seed);
       const ref = interpret([m.logits], { ...p, ids: x })[0]!.data;
       const f = foldVNormGain(cfg, p);
       assertClose(run(cfg, hybridNorm(), f, x), ref, { atol: 1e-10 * maxAbs(ref) });
@@ -428,7 +418,7 @@ Deno.test("calibrateFakeLn() measures each LayerNorm input's mean row std", () =
   const cfg: ModelConfig = { vocabSize: 9, dModel: 8, nLayers: 2, nHeads: 2, batch: 2, seqLen: 4 };
   const pre = buildModel(cfg, preLn());
   const p = randomParams(pre, 12);
-  const x = ids(cfg, 3);
+  const x = randomIds(cfg, 3);
   const sig = calibrateFakeLn(pre, p, { ids: x });
   assert.deepEqual(Object.keys(sig).sort(), [
     "blocks.0.ln_1.sigma",

@@ -26,7 +26,7 @@ import {
   toPreCrms,
   toPreRms,
 } from "../lib/nn/mod.ts";
-import { hasGpu, rng } from "./_util.ts";
+import { hasGpu, randomIds, rng } from "./_util.ts";
 
 const gpu = await hasGpu();
 
@@ -47,16 +47,6 @@ function gaussParams(model: Model, seed: number): ParamMap {
     out[p.name] = nx.array(d, p.shape, "f32");
   }
   return out;
-}
-
-function ids(cfg: ModelConfig, seed: number): nx.NDArray {
-  const r = rng(seed);
-  const n = cfg.batch * cfg.seqLen;
-  return nx.array(
-    Array.from({ length: n }, () => Math.floor(r() * cfg.vocabSize)),
-    [cfg.batch, cfg.seqLen],
-    "i32",
-  );
 }
 
 async function gpuRun(
@@ -101,7 +91,7 @@ Deno.test({
     for (const [i, cfg] of CONFIGS.entries()) {
       const m = buildModel(cfg, preLn());
       const p = gaussParams(m, 30 + i);
-      const x = ids(cfg, i);
+      const x = randomIds(cfg, i);
       const [ref] = await gpuRun([m.logits], p, { ids: x });
       const [f64] = interpret([m.logits], { ...p, ids: x });
       const scale = maxAbs(f64!.data);

@@ -33,7 +33,7 @@ import {
   toPreRms,
   toZeroMeanPreLn,
 } from "../lib/nn/mod.ts";
-import { assertClose, fcParams, rng } from "./_util.ts";
+import { assertClose, fcParams, randomIds, rng } from "./_util.ts";
 
 /** Random parameters for a model; dyadic ones are exact under every §4 transform. */
 function randomParams(model: Model, seed: number, dyadic: boolean): ParamMap {
@@ -57,15 +57,6 @@ function randomParams(model: Model, seed: number, dyadic: boolean): ParamMap {
     out[p.name] = nx.array(d, p.shape, "f32");
   }
   return out;
-}
-
-function ids(cfg: ModelConfig, seed: number): nx.NDArray {
-  const r = rng(seed);
-  const n = cfg.batch * cfg.seqLen;
-  return nx.array(Array.from({ length: n }, () => Math.floor(r() * cfg.vocabSize)), [
-    cfg.batch,
-    cfg.seqLen,
-  ], "i32");
 }
 
 function logitsOf(
@@ -117,7 +108,7 @@ Deno.test("Pre-LN ≡ zero-mean Pre-LN ≡ Pre-RMSNorm ≡ Pre-CRMSNorm on logit
     fc.property(arbConfig, fc.integer({ min: 0, max: 1e6 }), (cfg, seed) => {
       const base = buildModel(cfg, preLn());
       const p = randomParams(base, seed, true);
-      const x = ids(cfg, seed + 1);
+      const x = randomIds(cfg, seed + 1);
       const ref = interpret([base.logits], { ...p, ids: x })[0]!.data;
       const tol = { atol: 1e-10 * Math.max(1, maxAbs(ref)), rtol: 0 };
       for (const conv of [toZeroMeanPreLn, toPreRms, toPreCrms]) {
@@ -136,7 +127,7 @@ Deno.test("Pre-LN ≡ Pre-RMSNorm ≡ Pre-CRMSNorm with Gaussian weights (f32-ro
       const c0 = { ...cfg, dModel: cfg.dModel + (cfg.nHeads === 1 ? 2 : 0) }; // not only 2^k widths
       const base = buildModel(c0, preLn());
       const p = randomParams(base, seed, false);
-      const x = ids(c0, seed + 1);
+      const x = randomIds(c0, seed + 1);
       const ref = interpret([base.logits], { ...p, ids: x })[0]!.data;
       const tol = { atol: 1e-5 * Math.max(1, maxAbs(ref)) * c0.nLayers, rtol: 0 };
       for (const conv of [toPreRms, toPreCrms]) {
@@ -152,7 +143,7 @@ Deno.test("§4 negative: skipping a step breaks the equivalence", () => {
   const cfg: ModelConfig = { vocabSize: 9, dModel: 16, nLayers: 2, nHeads: 2, batch: 2, seqLen: 4 };
   const base = buildModel(cfg, preLn());
   const p = randomParams(base, 3, true);
-  const x = ids(cfg, 4);
+  const x = randomIds(cfg, 4);
   const ref = interpret([base.logits], { ...p, ids: x })[0]!.data;
   const err = (a: ArrayLike<number>) => {
     let m = 0;
@@ -219,7 +210,7 @@ Deno.test("§4 training equivalence: raw Pre-LN gradients equal the on-the-fly P
   for (const [ci, cfg] of configs.entries()) {
     const m = buildModel(cfg, preLn());
     const p = randomParams(m, 10 + ci, false);
-    const bind = { ids: ids(cfg, 1), targets: ids(cfg, 2) };
+    const bind = { ids: randomIds(cfg, 1), targets: randomIds(cfg, 2) };
     const fly = centerOnTheFly(m);
     const kinds = nx.toposort([fly.logits]).filter((e) => e.op === "norm")
       .map((e) => (e.arg as nx.OpArgs["norm"]).kind);
@@ -265,7 +256,7 @@ Deno.test("§4 negative: training pre-centred Pre-RMSNorm weights directly is no
   const cfg: ModelConfig = { vocabSize: 9, dModel: 8, nLayers: 2, nHeads: 2, batch: 2, seqLen: 4 };
   const m = buildModel(cfg, preLn());
   const p = randomParams(m, 21, true);
-  const bind = { ids: ids(cfg, 1), targets: ids(cfg, 2) };
+  const bind = { ids: randomIds(cfg, 1), targets: randomIds(cfg, 2) };
   const c = toPreRms(cfg, p);
   const rms = buildModel(c.config, c.placement);
   // same loss value …

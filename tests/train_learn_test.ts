@@ -71,6 +71,21 @@ function init(): Record<string, nx.NDArray> {
   };
 }
 
+/** B random (token, next token) pairs from a token stream, as inputs `x` and `y`. */
+function bigramBatch(
+  r: () => number,
+  tokens: ArrayLike<number>,
+  b: number,
+): Record<string, nx.NDArray> {
+  const xs = new Int32Array(b), ys = new Int32Array(b);
+  for (let i = 0; i < b; i++) {
+    const p = Math.floor(r() * (tokens.length - 1));
+    xs[i] = tokens[p]!;
+    ys[i] = tokens[p + 1]!;
+  }
+  return { x: nx.array(xs, [b], "i32"), y: nx.array(ys, [b], "i32") };
+}
+
 Deno.test("a tiny residual MLP LM trained with AdamW on the interpreter beats the unigram entropy", () => {
   const train = tokens(4096, 7), held = tokens(1025, 8);
   const h1 = unigramEntropy(train);
@@ -87,16 +102,7 @@ Deno.test("a tiny residual MLP LM trained with AdamW on the interpreter beats th
   const r = rng(99);
   const losses: number[] = [];
   for (let t = 1; t <= STEPS; t++) {
-    const xs = new Int32Array(B), ys = new Int32Array(B);
-    for (let i = 0; i < B; i++) {
-      const p = Math.floor(r() * (train.length - 1));
-      xs[i] = train[p]!;
-      ys[i] = train[p + 1]!;
-    }
-    const res = runStepInterpreted(step, values, {
-      x: nx.array(xs, [B], "i32"),
-      y: nx.array(ys, [B], "i32"),
-    }, t);
+    const res = runStepInterpreted(step, values, bigramBatch(r, train, B), t);
     values = res.values;
     losses.push(res.scalars.loss!);
     assert.ok(Number.isFinite(res.scalars.gradNorm!), `grad norm at step ${t}`);
@@ -130,16 +136,7 @@ Deno.test("LayerNorm-only training (everything else frozen) still lowers the los
   const r = rng(5);
   const losses: number[] = [];
   for (let t = 1; t <= 40; t++) {
-    const xs = new Int32Array(B), ys = new Int32Array(B);
-    for (let i = 0; i < B; i++) {
-      const p = Math.floor(r() * (train.length - 1));
-      xs[i] = train[p]!;
-      ys[i] = train[p + 1]!;
-    }
-    const res = runStepInterpreted(step, values, {
-      x: nx.array(xs, [B], "i32"),
-      y: nx.array(ys, [B], "i32"),
-    }, t);
+    const res = runStepInterpreted(step, values, bigramBatch(r, train, B), t);
     values = res.values;
     losses.push(res.scalars.loss!);
   }
